@@ -1,0 +1,56 @@
+# alexnet_tf: train, evaluate and watch AlexNet in one image. docs/DOCKER.md has the commands.
+#
+# GPU (default): TensorFlow's CUDA image; run with `docker run --gpus all ...`.
+#   docker build -t alexnet-tf .
+# CPU: any base with python3 (3.10+) and venv; TensorFlow then comes from requirements.txt.
+#   docker build --build-arg BASE_IMAGE=tensorflow/tensorflow:2.21.0 -t alexnet-tf:cpu .
+#   docker build --build-arg BASE_IMAGE=python:3.11-slim-bookworm -t alexnet-tf:cpu .
+#
+# Keep the base's TensorFlow version equal to requirements.txt's pin: the venv below sees the
+# base's packages, so pip keeps the base's CUDA-enabled TensorFlow only when the pin matches.
+ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
+FROM ${BASE_IMAGE}
+
+# The user the container runs as; match your own uid (`--build-arg APP_UID=$(id -u)`) for
+# bind mounts, or run with `--user "$(id -u):$(id -g)"` (HOME is writable for any uid).
+ARG APP_UID=1000
+
+ENV VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTEST_ADDOPTS="-p no:cacheprovider" \
+    HOME=/home/alexnet
+
+# Dependencies first, from requirements.txt alone, so that a code change reuses this layer.
+# --system-site-packages: a TensorFlow already in the base (with its CUDA libraries) satisfies
+# the pin instead of being downloaded again; a bare Python base gets everything from PyPI.
+COPY requirements.txt /opt/alexnet_tf/requirements.txt
+RUN python3 -m venv --system-site-packages "$VIRTUAL_ENV" \
+    && pip install --no-cache-dir -r /opt/alexnet_tf/requirements.txt \
+    && python -c "import tensorflow as tf, keras; print('TensorFlow', tf.__version__, 'Keras', keras.__version__)"
+
+# A non-root user. HOME is world-writable (sticky, like /tmp) because Keras, TFDS and
+# TensorFlow keep caches under it and `--user` may give any uid. /data and /runs are the
+# mount points (data in, checkpoints and TensorBoard logs out); /app/data and /app/runs point
+# at them so relative defaults land in the mounts too.
+RUN useradd --uid "$APP_UID" --non-unique --user-group --no-create-home --home-dir "$HOME" \
+        --shell /bin/bash alexnet \
+    && mkdir -p "$HOME" /data /runs /app \
+    && chown alexnet:alexnet "$HOME" /data /runs \
+    && chmod 1777 "$HOME" /data /runs \
+    && ln -s /data /app/data \
+    && ln -s /runs /app/runs
+
+WORKDIR /app
+# Code last; .dockerignore keeps runs, data and caches out.
+COPY . /app
+
+USER ${APP_UID}
+# TensorBoard: docker run -p 6006:6006 IMAGE tensorboard --logdir /runs --bind_all
+EXPOSE 6006
+# A batch job: `docker run IMAGE python train.py ...`, `... python evaluate.py ...`,
+# `... python -m pytest`. With no command it prints train.py's usage.
+CMD ["python", "train.py", "--help"]
