@@ -1,0 +1,158 @@
+"""Find the image files that cannot be decoded, report each once, and leave them out.
+
+A truncated or empty file, or one that is not an image, fails every TF decoder and would
+stop a tf.data pipeline (and `Dataset.ignore_errors` never says which file it dropped).
+So before training each split's files are checked once:
+
+- "header" (default): reads each file's first and last bytes: empty, not a JPEG/PNG/GIF/BMP
+  by content, a JPEG without its end-of-image marker, a PNG without its IEND chunk. Fast
+  (two small reads per file, in threads), catches the usual truncated downloads.
+- "decode": decodes every file with TF, catches corruption inside a file too; costs about
+  one epoch of decoding.
+- "off": no check.
+
+CMYK, greyscale and PNG-named-.JPEG files are good files: the decoder handles them.
+Each bad file is logged once with its path and reason and written to
+`<report_dir>/bad_files_<split>.json`; a later run with the same file list reuses that
+report instead of checking again. More than `max_bad_fraction` bad files is a `UserError`.
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import logging
+import os
+
+import numpy as np
+
+from alexnet_tf.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_TAIL = 4096  # bytes read from the end of a file to find its end marker
+
+
+def check_header(path):
+    """Why the file at `path` cannot be decoded, or None if its bytes look whole."""
+    try:
+        size = os.path.getsize(path)
+        if size == 0:
+            return "empty file"
+        with open(path, "rb") as f:
+            head = f.read(16)
+            f.seek(max(0, size - _TAIL))
+            tail = f.read()
+    except OSError as error:
+        return f"unreadable: {error.strerror or error}"
+    if head.startswith(b"\xff\xd8\xff"):
+        # After the end-of-image marker some writers pad; markers are never byte-stuffed,
+        # so FF D9 in the last bytes means the entropy-coded data ended properly.
+        if b"\xff\xd9" not in tail.rstrip(b"\x00\r\n "):
+            return "truncated JPEG (no end-of-image marker)"
+        return None
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None if b"IEND" in tail[-64:] else "truncated PNG (no IEND chunk)"
+    if head.startswith((b"GIF87a", b"GIF89a", b"BM")):
+        return None
+    return f"not a JPEG or PNG image (starts with {head[:8]!r})"
+
+
+def check_decode(paths):
+    """{index: reason} for the `paths` TF cannot decode (decodes all of them)."""
+    import tensorflow as tf
+
+    from alexnet_tf import preprocess
+
+    paths = np.asarray(paths, dtype=str)
+
+    def decodes(index):
+        image = preprocess.decode(tf.io.read_file(tf.gather(paths, index)))
+        with tf.control_dependencies([tf.shape(image)]):
+            return tf.identity(index)
+
+    indices = tf.data.Dataset.range(len(paths)).map(
+        decodes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False
+    )
+    good = set(indices.ignore_errors().as_numpy_iterator())
+    bad = {}
+    for index in sorted(set(range(len(paths))) - good):
+        try:
+            preprocess.decode(tf.io.read_file(paths[index]))
+            bad[index] = "decode failed (intermittently)"
+        except tf.errors.OpError as error:
+            bad[index] = "undecodable: " + error.message.splitlines()[-1].strip()[:200]
+    return bad
+
+
+def find_bad_files(paths, mode="header", threads=16):
+    """[(path, reason)] of the files in `paths` that cannot be decoded, in `paths` order."""
+    if mode == "off":
+        return []
+    if mode == "decode":
+        return [(str(paths[i]), reason) for i, reason in sorted(check_decode(paths).items())]
+    if mode != "header":
+        raise UserError(f"--check_files {mode!r} is not one of header, decode, off")
+    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+        reasons = list(pool.map(check_header, paths, chunksize=256))
+    return [(str(p), r) for p, r in zip(paths, reasons, strict=True) if r is not None]
+
+
+def drop_bad_files(source, report_dir, *, mode="header", max_bad_fraction=0.001):
+    """`source` (kind "files") without its bad files, reported in `report_dir`.
+
+    Logs each bad file once, writes `report_dir/bad_files_<split>.json` and raises
+    `UserError` if the bad fraction exceeds `max_bad_fraction`. Record sources are
+    returned as they are (their images were re-encoded when the records were written).
+    """
+    if source.kind != "files" or mode == "off":
+        return source
+    report_path = os.path.join(report_dir, f"bad_files_{source.split}.json")
+    fingerprint = _fingerprint(source.paths)
+    report = _read_report(report_path)
+    if report and report.get("fingerprint") == fingerprint and report.get("mode") == mode:
+        bad = [(b["path"], b["reason"]) for b in report["bad"]]
+        if bad:
+            log.warning("%d bad files in %s, listed in %s", len(bad), source.root, report_path)
+    else:
+        log.info("Checking %d files under %s (%s)", source.num_examples, source.root, mode)
+        bad = find_bad_files(source.paths, mode)
+        for path, reason in bad:
+            log.warning("Skipping bad image %s: %s", path, reason)
+        os.makedirs(report_dir, exist_ok=True)
+        report = {
+            "split": source.split,
+            "root": source.root,
+            "mode": mode,
+            "num_files": source.num_examples,
+            "num_bad": len(bad),
+            "fingerprint": fingerprint,
+            "bad": [{"path": p, "reason": r} for p, r in bad],
+        }
+        with open(report_path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+        os.replace(report_path + ".tmp", report_path)
+    fraction = len(bad) / max(source.num_examples, 1)
+    if fraction > max_bad_fraction:
+        raise UserError(
+            f"{len(bad)} of {source.num_examples} files under {source.root} are bad "
+            f"({fraction:.2%} > --max_bad_fraction {max_bad_fraction}); see {report_path}"
+        )
+    if not bad:
+        return source
+    keep = ~np.isin(source.paths, [p for p, _ in bad])
+    return source.subset(keep)
+
+
+def _fingerprint(paths):
+    digest = hashlib.sha1()
+    for path in paths:
+        digest.update(str(path).encode() + b"\0")
+    return f"{len(paths)}:{digest.hexdigest()}"
+
+
+def _read_report(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
