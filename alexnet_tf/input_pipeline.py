@@ -1,0 +1,323 @@
+"""The tf.data pipeline that training and evaluation call: sources in, batches out.
+
+    inputs = prepare_inputs(cfg.data, model_dir)           # checks, bad files, stats; once
+    ds = build_dataset(cfg.data, inputs.train, training=True, batch_size=128,
+                       stats=inputs.stats, epoch=e, skip_batches=k, input_context=ctx)
+
+Batches are `(images, labels)`: float32 (B, S, S, 3) -- (B, 10, S, S, 3) with
+`crops=10` -- and int32 (B,). This module only composes `preprocess`'s pure functions:
+
+- Order: the files of a split are permuted per epoch from (seed, epoch) (records: the
+  shard files are, and a bounded buffer of still-encoded records is shuffled), so an epoch's
+  order is a function of (seed, epoch) alone. Resuming at batch k skips k batches of file
+  names before anything is read or decoded.
+- Randomness: each example's crop, flip and lighting come from a stateless key of
+  (seed, epoch, example index), the same whatever the parallelism.
+- Sharding: with a `tf.distribute.InputContext` each input pipeline takes every k-th file
+  of the epoch's order (records: every k-th shard file) before decoding and batches at the
+  per-replica batch size (for `strategy.distribute_datasets_from_function`).
+- Nothing is dropped silently: the last partial batch is kept; in training with several
+  pipelines the order is padded to a multiple of their number with its own first few
+  files, so every pipeline has the same number of batches. Evaluation yields every
+  example exactly once (minus the bad files `prepare_inputs` reported).
+"""
+
+import dataclasses
+import json
+import logging
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from alexnet_tf import file_check, preprocess
+from alexnet_tf.errors import UserError
+from alexnet_tf.input_stats import load_or_compute_stats, load_stats
+from alexnet_tf.sources import load_source
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What `prepare_inputs` checked: the sources, and the statistics to normalise with."""
+
+    train: object  # sources.Source or None (evaluation)
+    val: object  # sources.Source
+    stats: object  # input_stats.InputStats
+
+    @property
+    def num_classes(self):
+        return self.val.num_classes
+
+
+def prepare_inputs(cfg, model_dir, *, training=True):
+    """Check the data once before any training: structure, bad files, input statistics.
+
+    Raises `UserError` (one line, naming the path) on a structural mistake or too many bad
+    files. Bad files go to `model_dir/bad_files_<split>.json`; the statistics are computed
+    from the train split (training) or loaded (evaluation) from `model_dir/input_stats.npz`.
+    """
+    val = load_source(cfg, "val")
+    train = load_source(cfg, "train") if training else None
+    if train is not None and train.class_names != val.class_names:
+        raise UserError(f"{train.root} and {val.root} have different classes")
+    if train is not None:
+        train = file_check.drop_bad_files(
+            train, model_dir, mode=cfg.check_files, max_bad_fraction=cfg.max_bad_fraction
+        )
+    val = file_check.drop_bad_files(
+        val, model_dir, mode=cfg.check_files, max_bad_fraction=cfg.max_bad_fraction
+    )
+    stats = load_or_compute_stats(cfg, train, model_dir) if training else load_stats(model_dir)
+    return Inputs(train=train, val=val, stats=stats)
+
+
+def num_batches(source, batch_size, input_context=None, training=True):
+    """Batches per epoch each input pipeline yields (evaluation: the most any yields)."""
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    if input_context:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    return math.ceil(math.ceil(source.num_examples / pipelines) / batch_size)
+
+
+def build_dataset(
+    cfg,
+    source,
+    *,
+    training,
+    batch_size,
+    stats,
+    epoch=0,
+    skip_batches=0,
+    crops=1,
+    input_context=None,
+):
+    """Batches of one epoch of `source` (a `sources.Source`) preprocessed as `cfg` says.
+
+    `training`: random crop, flip and PCA lighting in a per-epoch order; else the centre
+    crop (`crops=1`) or the paper's 10 crops (`crops=10`) in file order. `batch_size` is
+    global; with `input_context` each pipeline yields per-replica batches of its shard.
+    `skip_batches` resumes mid-epoch: the result equals the unskipped epoch's tail.
+    """
+    if crops not in (1, 10):
+        raise UserError(f"--crops {crops} is not 1 or 10")
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    _check_sizes(cfg, source)
+    if source.kind == "files":
+        examples = _file_examples(source, training, cfg.seed, epoch, input_context)
+    else:
+        examples = _record_examples(cfg, source, training, epoch, input_context)
+    examples = examples.skip(skip_batches * batch_size)  # before reading or decoding
+    if training:
+        fn = _train_fn(cfg, stats, epoch, _pca_constants(cfg))
+    else:
+        fn = _eval_fn(cfg, stats, crops)
+    read = tf.io.read_file if source.kind == "files" else tf.identity
+    dataset = examples.map(
+        lambda ref, label, index: (fn(read(ref), index), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    # Safety net for a file the pre-check passed but TF cannot decode: skip it, logged.
+    dataset = dataset.ignore_errors(log_warning=True)
+    dataset = dataset.map(_label_checker(source))
+    dataset = dataset.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.autotune.enabled = True
+    return dataset.with_options(options)
+
+
+def encoded_images(source, *, max_images=0, seed=0):
+    """Encoded images of `source` (a deterministic sample of `max_images`; 0: all), in order."""
+    if source.kind == "files":
+        index = np.arange(source.num_examples)
+        if 0 < max_images < source.num_examples:
+            index = np.sort(np.random.default_rng(seed).choice(index, max_images, replace=False))
+        return tf.data.Dataset.from_tensor_slices(source.paths[index]).map(
+            tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE
+        )
+    records = tf.data.TFRecordDataset(list(source.paths), num_parallel_reads=4)
+    if max_images > 0:
+        records = records.take(max_images)
+    parse = _record_parser(source)
+    return records.map(lambda r: parse(r)[0], num_parallel_calls=tf.data.AUTOTUNE)
+
+
+# ------------------------------------------------------------------------- example order
+
+
+def epoch_order(num_examples, seed, epoch):
+    """The training order of one epoch: a permutation keyed by (seed, epoch)."""
+    return np.random.default_rng([seed, epoch, 0xA1E7]).permutation(num_examples)
+
+
+def _shard(order, input_context, training):
+    if input_context is None or input_context.num_input_pipelines == 1:
+        return order
+    pipelines = input_context.num_input_pipelines
+    if training and len(order) % pipelines:
+        # Equal shards: repeat the epoch's first few examples rather than drop any.
+        order = np.concatenate([order, order[: pipelines - len(order) % pipelines]])
+    return order[input_context.input_pipeline_id :: pipelines]
+
+
+def _file_examples(source, training, seed, epoch, input_context):
+    """(path, label, file index) in the epoch's order, this pipeline's shard; not yet read."""
+    order = epoch_order(source.num_examples, seed, epoch) if training else None
+    if order is None:
+        order = np.arange(source.num_examples)
+    order = _shard(order, input_context, training)
+    return tf.data.Dataset.from_tensor_slices(
+        (source.paths[order], source.labels[order], order.astype(np.int64))
+    )
+
+
+def _record_examples(cfg, source, training, epoch, input_context):
+    """(encoded image, label, position) from TFRecord shards, this pipeline's part."""
+    files = source.paths
+    if training:
+        files = files[epoch_order(len(files), cfg.seed, epoch)]
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    shard_files = pipelines > 1 and len(files) >= pipelines
+    if shard_files:
+        files = files[input_context.input_pipeline_id :: pipelines]
+    records = tf.data.Dataset.from_tensor_slices(files).interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if pipelines > 1 and not shard_files:
+        records = records.shard(pipelines, input_context.input_pipeline_id)
+    if training:
+        shuffle_seed = int(np.random.default_rng([cfg.seed, epoch, 0x5F]).integers(2**31))
+        records = records.shuffle(cfg.shuffle_buffer, seed=shuffle_seed)
+    parse = _record_parser(source)
+    pipeline_id = input_context.input_pipeline_id if input_context else 0
+    # Key randomness by position in this pipeline's stream (records have no file index).
+    return records.enumerate().map(
+        lambda position, record: (*parse(record), position * pipelines + pipeline_id)
+    )
+
+
+def _record_parser(source):
+    features = {
+        source.image_key: tf.io.FixedLenFeature([], tf.string),
+        source.label_key: tf.io.FixedLenFeature([], tf.int64),
+    }
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, features)
+        label = tf.cast(example[source.label_key] - source.label_offset, tf.int32)
+        return example[source.image_key], label
+
+    return parse
+
+
+def _label_checker(source):
+    """Out-of-range labels (e.g. a wrong label offset) stop the run with the source named."""
+    if source.kind == "files":
+        return lambda image, label: (image, label)
+    message = (
+        f"labels of {source.root} minus offset {source.label_offset} fall outside "
+        f"[0, {source.num_classes}): check --label_offset"
+    )
+
+    def check(image, label):
+        ok = tf.logical_and(label >= 0, label < source.num_classes)
+        with tf.control_dependencies([tf.debugging.Assert(ok, [message, label])]):
+            return image, tf.identity(label)
+
+    return check
+
+
+# -------------------------------------------------------------------------- per example
+
+
+def _pca_constants(cfg):
+    if not cfg.pca_file:
+        return preprocess.PCA_EIGVAL, preprocess.PCA_EIGVEC
+    try:
+        with open(cfg.pca_file, encoding="utf-8") as f:
+            pca = json.load(f)
+        return tuple(pca["pca_eigval"]), tuple(map(tuple, pca["pca_eigvec"]))
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"--pca_file {cfg.pca_file} is not a data_stats JSON: {error}") from None
+
+
+def _check_sizes(cfg, source):
+    if not 0 < cfg.image_size <= cfg.resize:
+        raise UserError(f"--image_size {cfg.image_size} must be in 1..--resize {cfg.resize}")
+    if source.resize and source.resize < cfg.resize:
+        log.warning(
+            "%s was prepared at %d px, smaller than --resize %d: images are upscaled",
+            source.root,
+            source.resize,
+            cfg.resize,
+        )
+
+
+def _train_fn(cfg, stats, epoch, pca):
+    """contents, index -> one augmented, normalised training image (S, S, 3)."""
+    size, resize = cfg.image_size, cfg.resize
+    mean = tf.constant(stats.mean(cfg.mean), tf.float32)
+    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
+    pixel_mean = cfg.mean == "pixel"
+
+    def fn(contents, index):
+        key_crop, key_flip, key_light = tf.unstack(
+            preprocess.split_key(preprocess.example_key(cfg.seed, epoch, index), 3)
+        )
+        offset = preprocess.random_offset(key_crop, resize, size)
+        if cfg.fused_crop:
+            image = preprocess.decode_crop(contents, resize, size, offset, cfg.antialias)
+        else:
+            image = preprocess.resize_shorter(preprocess.decode(contents), resize, cfg.antialias)
+            image = preprocess.crop(preprocess.center_crop(image, resize), offset, size)
+        mirror = preprocess.random_flip(key_flip)
+        image = preprocess.flip(image, mirror)
+        shift = preprocess.pca_shift(key_light, cfg.pca_std, *pca)
+        mean_crop = (
+            preprocess.flip(preprocess.crop(mean, offset, size), mirror) if pixel_mean else mean
+        )
+        image = preprocess.light_and_normalize(image, shift, mean_crop, scale)
+        return tf.ensure_shape(image, [size, size, 3])
+
+    return fn
+
+
+def _eval_fn(cfg, stats, crops):
+    """contents, index -> the centre crop (S, S, 3) or the 10 crops (10, S, S, 3)."""
+    size, resize = cfg.image_size, cfg.resize
+    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
+    if crops == 1:
+        mean = tf.constant(stats.center_mean(cfg.mean, size), tf.float32)
+        offset = [(resize - size) // 2] * 2
+
+        def center(contents, index):
+            del index
+            if cfg.fused_crop:
+                image = preprocess.decode_crop(contents, resize, size, offset, cfg.antialias)
+            else:
+                image = preprocess.resize_shorter(
+                    preprocess.decode(contents), resize, cfg.antialias
+                )
+                image = preprocess.center_crop(preprocess.center_crop(image, resize), size)
+            return tf.ensure_shape(preprocess.normalize(image, mean, scale), [size, size, 3])
+
+        return center
+    mean = stats.mean(cfg.mean)
+    if cfg.mean == "pixel":
+        mean = preprocess.ten_crops(tf.constant(mean, tf.float32), size)  # (10, S, S, 3)
+    mean = tf.constant(mean, tf.float32)
+
+    def ten(contents, index):
+        del index
+        image = preprocess.resize_shorter(preprocess.decode(contents), resize, cfg.antialias)
+        image = preprocess.ten_crops(preprocess.center_crop(image, resize), size)
+        return tf.ensure_shape(preprocess.normalize(image, mean, scale), [10, size, size, 3])
+
+    return ten
