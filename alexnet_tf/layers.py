@@ -1,0 +1,345 @@
+"""The layers of the two-tower net: one class each for convolutions and FC layers.
+
+Each layer runs either on one device (`tower_devices=None`, the plain model) or
+split over two towers (`tower_devices=(d0, d1)`): tower t then owns its own
+variables on device d_t and computes its own half of the output maps, placed by
+`tf.device` inside `call`, the one place TF honours it (tensorflow issues 53671,
+44510). Tower tensors travel between layers as a list `[a, b]`.
+
+In both modes `get_weights()` / `set_weights()` use the Keras layout of the plain
+layer (`Conv2D(groups=...)` for convolutions: kernel `(kh, kw, in / groups, out)`,
+outputs of tower 0 first), so `copy_weights` moves trained weights either way.
+
+Why not `keras.layers.Conv2D(groups=2)`: on TF/CPU Keras compiles it with XLA and
+its backward pass is several times slower than two plain convolutions; splitting
+the channels trains the whole net about 2x faster with the same maths and layout.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def tower_sizes(units, towers):
+    """Splits `units` outputs over `towers`: the first towers take any remainder."""
+    return [units // towers + (1 if t < units % towers else 0) for t in range(towers)]
+
+
+def _shapes(input_shape):
+    """A list of shapes: one per tower, or just the one (saved configs hold lists)."""
+    if input_shape and isinstance(input_shape[0], list | tuple):
+        return list(input_shape)
+    return [input_shape]
+
+
+def _reseeded(initializer, offset):
+    """A seeded initializer gives the same values on every call: offset it per tower."""
+    config = initializer.get_config()
+    if offset == 0 or config.get("seed") is None:
+        return initializer
+    return initializer.__class__.from_config({**config, "seed": config["seed"] + offset})
+
+
+class _TowerLayer(keras.layers.Layer):
+    """Shared bookkeeping: per-tower variables, merged weight layout, placement."""
+
+    def __init__(
+        self, units, activation, kernel_initializer, bias_initializer, tower_devices, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if tower_devices is not None and len(tower_devices) != 2:
+            raise ValueError(
+                f"{self.name}: tower_devices must name 2 devices, got {tower_devices!r}"
+            )
+        self.units = units
+        self.activation = keras.activations.get(activation)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        # Hardware, not architecture: kept out of get_config so saved models load anywhere.
+        self.tower_devices = tuple(tower_devices) if tower_devices else None
+
+    @property
+    def devices(self):
+        return self.tower_devices or (None,)
+
+    def _add_tower_variables(self, kernel_shape):
+        """Kernel and bias per tower (one "tower" in the plain model), each on its device."""
+        self.kernels, self.biases = [], []
+        for t, (device, units) in enumerate(
+            zip(self.devices, tower_sizes(self.units, len(self.devices)), strict=True)
+        ):
+            suffix = "" if self.tower_devices is None else f"_tower{t}"
+            with tf.device(device):
+                self.kernels.append(
+                    self.add_weight(
+                        name="kernel" + suffix,
+                        shape=(*kernel_shape, units),
+                        initializer=_reseeded(self.kernel_initializer, t),
+                    )
+                )
+                self.biases.append(
+                    self.add_weight(
+                        name="bias" + suffix, shape=(units,), initializer=self.bias_initializer
+                    )
+                )
+
+    def get_weights(self):
+        """`[kernel, bias]` in the plain layer's layout, whatever the placement."""
+        return [
+            keras.ops.convert_to_numpy(keras.ops.concatenate(v, axis=-1))
+            for v in (self.kernels, self.biases)
+        ]
+
+    def set_weights(self, weights):
+        kernel, bias = weights
+        sizes = [int(b.shape[0]) for b in self.biases]
+        for variables, value in ((self.kernels, kernel), (self.biases, bias)):
+            if value.shape[-1] != sum(sizes):
+                raise ValueError(
+                    f"{self.name}: expected {sum(sizes)} outputs, got weights of shape "
+                    f"{value.shape}"
+                )
+            start = 0
+            for variable, size in zip(variables, sizes, strict=True):
+                variable.assign(value[..., start : start + size])
+                start += size
+
+    def save_own_variables(self, store):
+        # Saved files always hold the plain layout (INTERFACE.md).
+        for i, value in enumerate(self.get_weights()):
+            store[str(i)] = value
+
+    def load_own_variables(self, store):
+        self.set_weights([store["0"], store["1"]])
+
+    def _finish(self, y, t):
+        """Bias and activation in the compute dtype for tower `t`."""
+        bias = tf.cast(self.biases[t], y.dtype)
+        return self.activation(tf.nn.bias_add(y, bias))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            activation=keras.activations.serialize(self.activation),
+            kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
+            bias_initializer=keras.initializers.serialize(self.bias_initializer),
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerConv2D(_TowerLayer):
+    """A convolution of the two-tower net.
+
+    `groups=2`: each half of the output maps sees only its own half of the input
+    maps (conv2, conv4, conv5). `groups=1`: every output map sees every input map
+    (conv1, conv3); with towers, each tower computes half of the output maps from
+    both towers' inputs, which is where the paper's towers exchange activations.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        groups=1,
+        activation=None,
+        kernel_initializer="he_normal",
+        bias_initializer="zeros",
+        tower_devices=None,
+        **kwargs,
+    ):
+        super().__init__(
+            filters, activation, kernel_initializer, bias_initializer, tower_devices, **kwargs
+        )
+        if groups not in (1, 2) or filters % groups:
+            raise ValueError(
+                f"{self.name}: groups must be 1 or 2 and divide filters="
+                f"{filters}, got groups={groups!r}"
+            )
+        if tower_devices is not None and filters % 2:
+            raise ValueError(
+                f"{self.name}: towers need an even number of filters, got filters={filters}"
+            )
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{self.name}: padding must be 'valid' or 'same', got {padding!r}")
+        self.filters = filters
+        self.kernel_size = (
+            (kernel_size,) * 2 if isinstance(kernel_size, int) else tuple(kernel_size)
+        )
+        self.strides = strides
+        self.padding = padding
+        self.groups = groups
+
+    def build(self, input_shape):
+        shapes = _shapes(input_shape)
+        in_channels = sum(int(s[-1]) for s in shapes)
+        if in_channels % self.groups:
+            raise ValueError(
+                f"{self.name}: {in_channels} input channels do not split into groups={self.groups}"
+            )
+        self._add_tower_variables((*self.kernel_size, in_channels // self.groups))
+
+    def _conv(self, x, kernel):
+        kernel = tf.cast(kernel, x.dtype)
+        return tf.nn.conv2d(x, kernel, self.strides, self.padding.upper())
+
+    def call(self, inputs):
+        if self.tower_devices is None:
+            x = inputs
+            if self.groups == 1:
+                y = self._conv(x, self.kernels[0])
+            else:
+                # Split-convolve-concatenate: the Conv2D(groups=2) maths and layout.
+                xs = tf.split(x, self.groups, axis=-1)
+                ks = tf.split(self.kernels[0], self.groups, axis=-1)
+                y = tf.concat([self._conv(xi, ki) for xi, ki in zip(xs, ks, strict=True)], -1)
+            return self._finish(y, 0)
+
+        xs = inputs if isinstance(inputs, list | tuple) else [inputs]
+        outputs = []
+        for t, device in enumerate(self.tower_devices):
+            with tf.device(device):
+                if self.groups == 2:
+                    x = xs[t]
+                else:  # every tower reads both towers' maps: the exchange
+                    x = xs[0] if len(xs) == 1 else tf.concat(xs, axis=-1)
+                outputs.append(self._finish(self._conv(x, self.kernels[t]), t))
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        shapes = _shapes(input_shape)
+        b, h, w = shapes[0][:3]
+
+        def out(n, k):
+            if n is None:
+                return None
+            return (
+                -(-n // self.strides) if self.padding == "same" else ((n - k) // self.strides + 1)
+            )
+
+        h, w = out(h, self.kernel_size[0]), out(w, self.kernel_size[1])
+        if self.tower_devices is None:
+            return (b, h, w, self.filters)
+        return [(b, h, w, u) for u in tower_sizes(self.filters, 2)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            groups=self.groups,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class TowerDense(_TowerLayer):
+    """A fully connected layer of the two-tower net (fc6, fc7, fc8).
+
+    Inputs of rank > 2 are flattened in (height, width, channels) order. With
+    towers, each tower computes its half of the units from both towers' inputs
+    (concatenated along channels first, so the flattening order is the plain
+    model's).
+    """
+
+    def __init__(
+        self,
+        units,
+        activation=None,
+        kernel_initializer="he_normal",
+        bias_initializer="zeros",
+        tower_devices=None,
+        **kwargs,
+    ):
+        super().__init__(
+            units, activation, kernel_initializer, bias_initializer, tower_devices, **kwargs
+        )
+        if units < 1:
+            raise ValueError(f"{self.name}: units must be >= 1, got units={units!r}")
+
+    def build(self, input_shape):
+        shapes = _shapes(input_shape)
+        flat = 1
+        for dim in shapes[0][1:-1]:
+            flat *= int(dim)
+        self._add_tower_variables((flat * sum(int(s[-1]) for s in shapes),))
+
+    def _dense(self, x, t):
+        if x.shape.rank > 2:
+            x = tf.reshape(x, [-1, x.shape[1:].num_elements()])
+        return self._finish(tf.matmul(x, tf.cast(self.kernels[t], x.dtype)), t)
+
+    def call(self, inputs):
+        if self.tower_devices is None:
+            return self._dense(inputs, 0)
+        xs = inputs if isinstance(inputs, list | tuple) else [inputs]
+        outputs = []
+        for t, device in enumerate(self.tower_devices):
+            with tf.device(device):
+                x = xs[0] if len(xs) == 1 else tf.concat(xs, axis=-1)
+                outputs.append(self._dense(x, t))
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        shapes = _shapes(input_shape)
+        b = shapes[0][0]
+        if self.tower_devices is None:
+            return (b, self.units)
+        return [(b, u) for u in tower_sizes(self.units, 2)]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units)
+        return config
+
+
+class PerTower(keras.layers.Layer):
+    """Applies a weightless layer to each tower's tensor on that tower's device.
+
+    Used only when building a towers model (which is never saved as such: saved
+    models use the plain layout), so it is not registered for serialization.
+    """
+
+    def __init__(self, layer, tower_devices, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+        self.tower_devices = tuple(tower_devices)
+
+    def build(self, input_shape):
+        self.layer.build(input_shape[0])
+
+    def call(self, inputs, training=None):
+        outputs = []
+        for device, x in zip(self.tower_devices, inputs, strict=True):
+            with tf.device(device):
+                outputs.append(self.layer(x, training=training))
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return [self.layer.compute_output_shape(s) for s in input_shape]
+
+
+def copy_weights(source, target):
+    """Copies every weighted layer's weights from `source` to `target` by layer name.
+
+    Works plain -> towers, towers -> plain, and between equal models: tower
+    layers read and write the plain layout. Raises ValueError naming the first
+    layer that is missing or whose shapes differ.
+    """
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        try:
+            weights = source.get_layer(layer.name).get_weights()
+        except ValueError as err:
+            raise ValueError(f"copy_weights: source model has no layer {layer.name!r}") from err
+        expected = layer.get_weights()
+        if [w.shape for w in weights] != [w.shape for w in expected]:
+            raise ValueError(
+                f"copy_weights: layer {layer.name!r} shapes differ: source "
+                f"{[w.shape for w in weights]}, target {[w.shape for w in expected]}"
+            )
+        layer.set_weights(weights)

@@ -1,0 +1,103 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_tf import LocalResponseNormalization
+from alexnet_tf.lrn import PRESETS
+
+
+def lrn_reference(a, k, alpha, beta, size, groups):
+    """The paper's formula, neighbours clipped at the edges of each group."""
+    a = a.astype("float64")
+    channels = a.shape[-1]
+    per_group = channels // groups
+    out = np.empty_like(a)
+    for c in range(channels):
+        g0 = (c // per_group) * per_group
+        lo, hi = max(g0, c - size // 2), min(g0 + per_group - 1, c + size // 2)
+        energy = (a[..., lo : hi + 1] ** 2).sum(axis=-1)
+        out[..., c] = a[..., c] / (k + alpha * energy) ** beta
+    return out
+
+
+def activations(channels=12, seed=0):
+    # Large values (ReLU outputs of raw-pixel inputs) so that alpha matters.
+    return np.random.RandomState(seed).uniform(0, 60, (2, 3, 4, channels)).astype("float32")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_matches_the_formula_eagerly_and_in_a_tf_function(preset):
+    x = activations()
+    expected = lrn_reference(x, *PRESETS[preset])
+    layer = LocalResponseNormalization(preset)
+    np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(tf.function(layer)(tf.constant(x)).numpy(), expected, rtol=1e-5)
+
+
+def test_presets_differ_where_the_papers_conventions_differ():
+    x = activations()
+    paper, convnet, caffe = (
+        LocalResponseNormalization(p)(x).numpy() for p in ("paper", "cuda-convnet", "caffe")
+    )
+    assert not np.allclose(paper, convnet)  # alpha / n
+    assert not np.allclose(convnet, caffe)  # k and scope
+    # Per tower: channel 5 (last of tower 0) does not see channel 6 (first of tower 1).
+    y = x.copy()
+    y[..., 6:] *= 3
+    changed = LocalResponseNormalization("paper")(y).numpy()
+    np.testing.assert_allclose(changed[..., :6], paper[..., :6], rtol=1e-6)
+    assert not np.allclose(LocalResponseNormalization("caffe")(y).numpy()[..., 5], caffe[..., 5])
+
+
+def test_explicit_constants_override_the_preset():
+    x = activations()
+    layer = LocalResponseNormalization(None, k=1.5, alpha=1e-3, beta=0.5, size=3, groups=3)
+    np.testing.assert_allclose(layer(x).numpy(), lrn_reference(x, 1.5, 1e-3, 0.5, 3, 3), rtol=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_computes_in_float32_under_mixed_precision(policy):
+    x = activations()
+    layer = LocalResponseNormalization("paper", dtype=policy)
+    y = layer(x)
+    assert y.dtype == keras.mixed_precision.Policy(policy).compute_dtype
+    tolerance = 2e-2 if policy == "mixed_bfloat16" else 2e-3
+    np.testing.assert_allclose(
+        np.asarray(y, "float32"), lrn_reference(x, *PRESETS["paper"]), rtol=tolerance
+    )
+
+
+def test_round_trips_through_get_config_and_a_keras_file(tmp_path):
+    layer = LocalResponseNormalization("cuda-convnet", beta=0.7, name="norm1")
+    clone = LocalResponseNormalization.from_config(layer.get_config())
+    assert (clone.k, clone.alpha, clone.beta, clone.size, clone.groups) == (2.0, 2e-5, 0.7, 5, 2)
+
+    inputs = keras.Input((3, 4, 12))
+    model = keras.Model(inputs, layer(inputs))
+    path = tmp_path / "lrn.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)  # safe_mode on: the layer is registered
+    x = activations()
+    np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy())
+    assert loaded.get_layer("norm1").beta == 0.7
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"preset": "x"}, "preset='x'"),
+        ({"size": 4}, "size=4"),
+        ({"groups": 0}, "groups=0"),
+        ({"alpha": -1.0}, "alpha=-1.0"),
+        ({"preset": None, "k": 1.0}, "alpha is required"),
+    ],
+)
+def test_bad_arguments_raise_value_errors_naming_them(kwargs, argument):
+    with pytest.raises(ValueError, match=argument.replace("(", r"\(")):
+        LocalResponseNormalization(**kwargs)
+
+
+def test_channels_that_do_not_split_into_groups_are_rejected():
+    with pytest.raises(ValueError, match="groups=2"):
+        LocalResponseNormalization("paper")(np.zeros((1, 2, 2, 5), "float32"))
