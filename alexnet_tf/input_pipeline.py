@@ -262,7 +262,7 @@ def _check_sizes(cfg, source):
 
 def _train_fn(cfg, stats, epoch, pca):
     """contents, index -> one augmented, normalised training image (S, S, 3)."""
-    size, resize = cfg.image_size, cfg.resize
+    size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
     mean = tf.constant(stats.mean(cfg.mean), tf.float32)
     scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
     pixel_mean = cfg.mean == "pixel"
@@ -272,13 +272,14 @@ def _train_fn(cfg, stats, epoch, pca):
             preprocess.split_key(preprocess.example_key(cfg.seed, epoch, index), 3)
         )
         offset = preprocess.random_offset(key_crop, resize, size)
-        if cfg.fused_crop:
-            image = preprocess.decode_crop(contents, resize, size, offset, cfg.antialias)
-        else:
-            image = preprocess.resize_shorter(preprocess.decode(contents), resize, cfg.antialias)
-            image = preprocess.crop(preprocess.center_crop(image, resize), offset, size)
         mirror = preprocess.random_flip(key_flip)
-        image = preprocess.flip(image, mirror)
+        if cfg.fused_crop:  # flip the small uint8 window, then scale it
+            window = preprocess.decode_window(contents, resize, size, offset)
+            image = preprocess.resize_to(preprocess.flip(window, mirror), size, antialias)
+        else:
+            image = preprocess.resize_shorter(preprocess.decode(contents), resize, antialias)
+            image = preprocess.crop(preprocess.center_crop(image, resize), offset, size)
+            image = preprocess.flip(image, mirror)
         shift = preprocess.pca_shift(key_light, cfg.pca_std, *pca)
         mean_crop = (
             preprocess.flip(preprocess.crop(mean, offset, size), mirror) if pixel_mean else mean
@@ -291,7 +292,7 @@ def _train_fn(cfg, stats, epoch, pca):
 
 def _eval_fn(cfg, stats, crops):
     """contents, index -> the centre crop (S, S, 3) or the 10 crops (10, S, S, 3)."""
-    size, resize = cfg.image_size, cfg.resize
+    size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
     scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
     if crops == 1:
         mean = tf.constant(stats.center_mean(cfg.mean, size), tf.float32)
@@ -300,11 +301,10 @@ def _eval_fn(cfg, stats, crops):
         def center(contents, index):
             del index
             if cfg.fused_crop:
-                image = preprocess.decode_crop(contents, resize, size, offset, cfg.antialias)
+                window = preprocess.decode_window(contents, resize, size, offset)
+                image = preprocess.resize_to(window, size, antialias)
             else:
-                image = preprocess.resize_shorter(
-                    preprocess.decode(contents), resize, cfg.antialias
-                )
+                image = preprocess.resize_shorter(preprocess.decode(contents), resize, antialias)
                 image = preprocess.center_crop(preprocess.center_crop(image, resize), size)
             return tf.ensure_shape(preprocess.normalize(image, mean, scale), [size, size, 3])
 
@@ -316,7 +316,7 @@ def _eval_fn(cfg, stats, crops):
 
     def ten(contents, index):
         del index
-        image = preprocess.resize_shorter(preprocess.decode(contents), resize, cfg.antialias)
+        image = preprocess.resize_shorter(preprocess.decode(contents), resize, antialias)
         image = preprocess.ten_crops(preprocess.center_crop(image, resize), size)
         return tf.ensure_shape(preprocess.normalize(image, mean, scale), [10, size, size, 3])
 

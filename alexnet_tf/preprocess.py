@@ -64,22 +64,31 @@ def decode(contents):
 # ------------------------------------------------------------------------------ geometry
 
 
-def resize_shorter(image, size, antialias=True):
+def resize_shorter(image, size, antialias_below=0.5):
     """Scale so the shorter side is `size`, keeping the aspect ratio -> float32 (H', W', 3)."""
     shape = tf.shape(image)[:2]
     scale = tf.cast(size, tf.float32) / tf.cast(tf.reduce_min(shape), tf.float32)
     new = tf.maximum(tf.cast(tf.round(tf.cast(shape, tf.float32) * scale), tf.int32), size)
-    return resize_to(image, new, antialias=antialias)
+    return resize_to(image, new, antialias_below=antialias_below)
 
 
-def resize_to(image, hw, antialias=True):
-    """Bilinear resize to `hw` (h, w) -> float32; skipped when the image already has that shape."""
+def resize_to(image, hw, antialias_below=0.5):
+    """Bilinear resize to `hw` (h, w, or one int for a square) -> float32.
+
+    Antialiased (as PIL resizes) only when shrinking below `antialias_below` times the
+    size (0: never, 1: always): TF's antialiased kernel costs about twice the decode,
+    and plain bilinear (as Caffe's OpenCV resize) aliases little above half size.
+    Skipped when the image already has the shape.
+    """
     hw = tf.convert_to_tensor(hw, tf.int32) * tf.ones([2], tf.int32)
-    same = tf.reduce_all(tf.equal(tf.shape(image)[:2], hw))
-    return tf.cond(
-        same,
-        lambda: tf.cast(image, tf.float32),
-        lambda: tf.image.resize(image, hw, method="bilinear", antialias=antialias),
+    shape = tf.shape(image)[:2]
+    shrink = tf.reduce_min(tf.cast(hw, tf.float32) / tf.cast(shape, tf.float32))
+    return tf.case(
+        [
+            (tf.reduce_all(tf.equal(shape, hw)), lambda: tf.cast(image, tf.float32)),
+            (shrink < antialias_below, lambda: tf.image.resize(image, hw, antialias=True)),
+        ],
+        default=lambda: tf.image.resize(image, hw, method="bilinear"),
     )
 
 
@@ -149,13 +158,14 @@ def source_window(shape, resize, size, offset):
     return tf.stack([start[0], start[1], side_px, side_px])
 
 
-def decode_crop(contents, resize, size, offset, antialias=True):
-    """`crop(center_crop(resize_shorter(decode(c), resize), resize), offset, size)`, faster.
+def decode_window(contents, resize, size, offset):
+    """The part of the original image that `crop(resize square, offset, size)` shows: uint8.
 
-    Decodes only the window the crop comes from (`tf.io.decode_and_crop_jpeg`) and scales
-    it to `size`; equal to the long way up to resampling differences of a pixel's
-    fraction. PNG and other non-JPEG bytes (`decode_and_crop_jpeg` rejects them even when
-    the file is named .JPEG) take the full decode. -> float32 (size, size, 3), 0-255.
+    Decodes only that window (`tf.io.decode_and_crop_jpeg`); `resize_to(window, size)`
+    then equals `crop(center_crop(resize_shorter(decode(c), resize), resize), offset, size)`
+    up to resampling differences of a pixel's fraction, for less decoding and a smaller
+    resize. PNG and other non-JPEG bytes (`decode_and_crop_jpeg` rejects them even when the
+    file is named .JPEG) take the full decode and a slice. -> uint8 (h, w, 3).
     """
 
     def jpeg():
@@ -169,7 +179,7 @@ def decode_crop(contents, resize, size, offset, antialias=True):
 
     window = tf.cond(is_jpeg(contents), jpeg, other)
     window.set_shape([None, None, 3])
-    return resize_to(window, size, antialias=antialias)
+    return window
 
 
 # ------------------------------------------------------------------- colour and scaling
@@ -194,14 +204,30 @@ def pca_lighting(image, shift):
 
 
 def normalize(image, mean, scale):
-    """`(image - mean) * scale`: `mean` per channel (3,) or per pixel (H, W, 3)."""
-    return (tf.cast(image, tf.float32) - mean) * scale
+    """`(image - mean) * scale`: `mean` per channel (3,) or per pixel (..., H, W, 3)."""
+    return light_and_normalize(image, tf.zeros([3]), mean, scale)
 
 
 def light_and_normalize(image, shift, mean, scale):
-    """`normalize(pca_lighting(image, shift), mean, scale)` as one multiply-add.
+    """`normalize(pca_lighting(image, shift), mean, scale)` in as few passes as possible.
 
-    Folding the per-image lighting and the normalisation into `image * scale + bias`
-    avoids three separate passes over the image (they cost about 30 % of the pipeline).
+    `image * scale + (shift - mean) * scale`, with `shift` and `scale` per channel (3,) and
+    `mean` per channel (3,) or per pixel (same shape as `image`, e.g. a crop of the mean
+    image). Written over rows of W*3 values: broadcasting a 3-vector over the last axis
+    runs 2-4x slower in TF than over a long row, and these passes were about 30 % of the
+    pipeline.
     """
-    return tf.cast(image, tf.float32) * scale + (shift - mean) * scale
+    image = tf.cast(image, tf.float32)
+    shape = tf.shape(image)
+    width = shape[-2]
+    scale = tf.convert_to_tensor(scale, tf.float32)
+    shift = tf.convert_to_tensor(shift, tf.float32)
+    mean = tf.convert_to_tensor(mean, tf.float32)
+    rows = tf.reshape(image, [-1, width * 3])  # (..., H, W, 3) -> (rows, W*3)
+    if mean.shape.rank == 1:
+        bias = tf.tile((shift - mean) * scale, [width])
+        out = rows * tf.tile(scale, [width]) + bias
+    else:
+        out = rows + tf.tile(shift, [width]) - tf.reshape(mean, [-1, width * 3])
+        out = out * tf.tile(scale, [width])
+    return tf.reshape(out, shape)
