@@ -1,0 +1,35 @@
+"""What every benchmark reports besides its own figures, and how it prints them."""
+
+import json
+import os
+import platform
+import resource
+import sys
+
+
+def environment():
+    """Device, versions and threads the figures were measured with."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "device": f"{len(gpus)} GPU" if gpus else f"CPU ({platform.processor() or 'cpu'})",
+        "cpu_count": os.cpu_count(),
+        "tf_version": tf.__version__,
+        "intra_op_threads": threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": threading.get_inter_op_parallelism_threads(),
+    }
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def report(result, as_json):
+    """A short table on stderr (stdout without --json), the JSON line on stdout."""
+    table = "\n".join(f"{key:>20s}  {value}" for key, value in result.items())
+    print(table, file=sys.stderr if as_json else sys.stdout)
+    if as_json:
+        print(json.dumps(result))
