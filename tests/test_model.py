@@ -101,6 +101,11 @@ def test_seeded_builds_are_reproducible_and_layers_differ():
 
 def test_plain_and_towers_models_compute_the_same_outputs_both_ways():
     plain = build_alexnet(num_classes=10, image_size=67)
+    rng = np.random.RandomState(5)
+    for layer in plain.layers:
+        if layer.weights:  # distinct biases, so a tower using the other's shows
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel, rng.normal(0, 0.1, bias.shape).astype("float32")])
     towers = build_alexnet(num_classes=10, image_size=67, tower_devices=TWO_CPUS)
     x = images(4) * 60.0  # large inputs: LRN's scope matters
     copy_weights(plain, towers)

@@ -1,0 +1,101 @@
+"""One training step and one evaluation step, for any tf.distribute strategy.
+
+The trainer, the evaluator and the benchmarks all call these, so what is
+measured is what trains. Steps run under `strategy.run` inside a `tf.function`;
+the loss is summed per example and divided by the global batch, so gradients
+summed over replicas equal the gradient of the global batch's mean loss.
+"""
+
+import keras
+import tensorflow as tf
+
+_SUM = tf.distribute.ReduceOp.SUM
+
+
+def _loss_and_hits(logits, labels):
+    """Summed cross-entropy and top-1 / top-5 hit counts of one (sub-)batch."""
+    logits = tf.cast(logits, tf.float32)  # float32 softmax under mixed precision
+    labels = tf.cast(labels, tf.int32)
+    loss = tf.reduce_sum(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
+    k = min(5, logits.shape[-1])
+    top1 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32))
+    top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
+    return loss, top1, top5
+
+
+def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=False):
+    """A `tf.function(images, labels) -> {loss, top1, top5, count}` summed over replicas.
+
+    `loss` is the global batch's mean cross-entropy (without weight decay, which
+    the optimizer applies); `top1`/`top5` are hit counts. Gradients come from
+    `tf.gradients`, which colocates every backward op with its forward op: a
+    GradientTape leaves them unplaced, and the towers model's backward pass would
+    then run on the first device.
+    """
+    variables = model.trainable_variables
+
+    def replica_step(images, labels):
+        logits = model(images, training=True)
+        loss_sum, top1, top5 = _loss_and_hits(logits, labels)
+        loss = loss_sum / global_batch_size
+        grads = tf.gradients(optimizer.scale_loss(loss), variables)
+        optimizer.apply(grads, variables)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        return {"loss": loss, "top1": top1, "top5": top5, "count": count}
+
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def train_step(images, labels):
+        per_replica = strategy.run(replica_step, args=(images, labels))
+        return {k: strategy.reduce(_SUM, v, axis=None) for k, v in per_replica.items()}
+
+    return train_step
+
+
+def make_eval_step(model, strategy):
+    """A `tf.function(images, labels) -> {loss, top1, top5, count}` (sums over replicas).
+
+    `images` is `(B, S, S, 3)`, or `(B, crops, S, S, 3)` for multi-crop testing:
+    the softmax probabilities of an image's crops are averaged (paper Sec. 4.1),
+    and the loss is the cross-entropy of that average. Partial and empty batches
+    are fine: every image counts once.
+    """
+
+    num_classes = model.output_shape[-1]
+
+    def forward(images):
+        if images.shape.rank == 5:
+            crops = tf.shape(images)[1]
+            flat = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], 0))
+            probs = tf.nn.softmax(tf.cast(model(flat, training=False), tf.float32))
+            probs = tf.reduce_mean(tf.reshape(probs, [-1, crops, num_classes]), axis=1)
+            return tf.math.log(probs + 1e-12)
+        return tf.cast(model(images, training=False), tf.float32)
+
+    def replica_step(images, labels):
+        # A replica's share of the last partial batch can be empty, and TF 2.21's
+        # oneDNN convolution returns its input unchanged for an empty batch.
+        logits = tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: forward(images),
+            lambda: tf.zeros([0, num_classes], tf.float32),
+        )
+        loss, top1, top5 = _loss_and_hits(logits, labels)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        return {"loss": loss, "top1": top1, "top5": top5, "count": count}
+
+    @tf.function
+    def eval_step(images, labels):
+        per_replica = strategy.run(replica_step, args=(images, labels))
+        return {k: strategy.reduce(_SUM, v, axis=None) for k, v in per_replica.items()}
+
+    return eval_step
+
+
+def cross_entropy_loss():
+    """The loss `model.compile` would use: for callers outside the custom loop."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
