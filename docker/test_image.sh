@@ -72,11 +72,15 @@ fi
 docker build --build-arg BASE_IMAGE="$base" -t "$image" .
 step "image build $image"
 
+# Both checks run even if the first fails; the script fails if either did.
+status=0
 docker run --rm "$image" id
-docker run --rm "$image"  # the default command: python train.py --help
+docker run --rm "$image" || {  # the default command: python train.py --help
+  status=$?
+  echo "test_image.sh: the image's default command (python train.py --help) failed" >&2
+}
 step "default command (train.py --help)"
 
-status=0
 docker run --rm --shm-size=1g "$image" python -m pytest "${pytest_args[@]}" || status=$?
 step "tests in the image"
 exit "$status"
