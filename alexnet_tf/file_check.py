@@ -67,13 +67,12 @@ def check_decode(paths):
 
     def decodes(index):
         image = preprocess.decode(tf.io.read_file(tf.gather(paths, index)))
-        with tf.control_dependencies([tf.shape(image)]):
-            return tf.identity(index)
+        return index, tf.shape(image)  # the shape makes the decode run
 
     indices = tf.data.Dataset.range(len(paths)).map(
         decodes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False
     )
-    good = set(indices.ignore_errors().as_numpy_iterator())
+    good = {int(index) for index, _ in indices.ignore_errors().as_numpy_iterator()}
     bad = {}
     for index in sorted(set(range(len(paths))) - good):
         try:

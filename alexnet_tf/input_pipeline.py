@@ -111,9 +111,9 @@ def build_dataset(
         examples = _record_examples(cfg, source, training, epoch, input_context)
     examples = examples.skip(skip_batches * batch_size)  # before reading or decoding
     if training:
-        fn = _train_fn(cfg, stats, epoch, _pca_constants(cfg))
+        fn = train_transform(cfg, stats, epoch)
     else:
-        fn = _eval_fn(cfg, stats, crops)
+        fn = eval_transform(cfg, stats, crops)
     read = tf.io.read_file if source.kind == "files" else tf.identity
     dataset = examples.map(
         lambda ref, label, index: (fn(read(ref), index), label),
@@ -186,7 +186,7 @@ def _record_examples(cfg, source, training, epoch, input_context):
         files = files[input_context.input_pipeline_id :: pipelines]
     records = tf.data.Dataset.from_tensor_slices(files).interleave(
         tf.data.TFRecordDataset,
-        cycle_length=min(len(files), 8),
+        cycle_length=min(len(files), 8) if training else 1,  # evaluation: in file order
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
@@ -260,9 +260,13 @@ def _check_sizes(cfg, source):
         )
 
 
-def _train_fn(cfg, stats, epoch, pca):
-    """contents, index -> one augmented, normalised training image (S, S, 3)."""
+def train_transform(cfg, stats, epoch):
+    """`fn(contents, index)` -> one augmented, normalised training image (S, S, 3).
+
+    `contents` are the encoded bytes, `index` the example's index (keys its randomness).
+    """
     size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
+    pca = _pca_constants(cfg)
     mean = tf.constant(stats.mean(cfg.mean), tf.float32)
     scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
     pixel_mean = cfg.mean == "pixel"
@@ -290,8 +294,12 @@ def _train_fn(cfg, stats, epoch, pca):
     return fn
 
 
-def _eval_fn(cfg, stats, crops):
-    """contents, index -> the centre crop (S, S, 3) or the 10 crops (10, S, S, 3)."""
+def eval_transform(cfg, stats, crops=1):
+    """`fn(contents, index)` -> the centre crop (S, S, 3) or the 10 crops (10, S, S, 3).
+
+    Deterministic (`index` is ignored); also what an exported serving graph maps over
+    encoded images, so serving preprocesses exactly as evaluation does.
+    """
     size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
     scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
     if crops == 1:

@@ -122,6 +122,7 @@ def random_flip(key):
 
 def flip(image, mirror):
     """The image mirrored left-right if `mirror` (scalar bool), else unchanged."""
+    image = tf.convert_to_tensor(image)
     return tf.cond(mirror, lambda: tf.reverse(image, axis=[-2]), lambda: image)
 
 
