@@ -22,6 +22,12 @@ def environment():
     }
 
 
+def cpu_seconds():
+    """CPU time (user + system) of this process, all threads, so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb():
     """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -5,14 +5,16 @@ read, decode, resize, random crop, flip, PCA lighting, mean subtraction and scal
 batching. Nothing decoded is cached: every timed batch reads and decodes its files
 afresh (the OS page cache still holds the files, as it would after the first epoch).
 Timing starts after `--warmup` batches and covers `--batches` batches; when the data is
-smaller than that, the next epoch (a new order) follows, as in training.
+smaller than that, the next epoch (a new order) follows, as in training. Besides wall
+time it reports `images_per_cpu_sec` (images per CPU-second of all threads), the
+per-core rate, which other processes on a shared machine disturb much less.
 """
 
 import argparse
 import dataclasses
 import time
 
-from alexnet_tf.bench.common import environment, peak_rss_mb, report
+from alexnet_tf.bench.common import cpu_seconds, environment, peak_rss_mb, report
 from alexnet_tf.config import DataConfig
 
 
@@ -69,11 +71,12 @@ def main(argv=None):
     stream = batches()
     for _ in range(args.warmup):
         next(stream)
-    images, start = 0, time.perf_counter()
+    images, start, cpu_start = 0, time.perf_counter(), cpu_seconds()
     for _ in range(args.batches):
         batch, _ = next(stream)
         images += int(batch.shape[0])
     seconds = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_start
     env = environment()
     rate = images / seconds
     report(
@@ -81,6 +84,8 @@ def main(argv=None):
             "benchmark": "input",
             "images_per_sec": round(rate, 1),
             "images_per_sec_per_core": round(rate / env["cpu_count"], 1),
+            # Images per CPU-second used: what one core does, unaffected by other load.
+            "images_per_cpu_sec": round(images / cpu, 1),
             "images": images,
             "seconds": round(seconds, 2),
             "batch_size": args.batch_size,
