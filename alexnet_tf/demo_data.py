@@ -68,6 +68,10 @@ def ensure_demo_data(data_dir=None, train_per_class=TRAIN_PER_CLASS, val_per_cla
         if os.path.isdir(root):
             os.rmdir(root)
         os.replace(staging, root)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not os.path.isfile(marker):  # not another process that finished first
+            raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

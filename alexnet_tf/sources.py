@@ -262,7 +262,7 @@ def record_source(data_dir, split, label_offset=1):
         resize = info.get("resize")
     else:
         classes = tuple(f"class_{i:04d}" for i in range(1000))
-        count = count_records(files)
+        count = _cached_count(data_dir, split, files)
         resize = None
     return Source(
         kind="records",
@@ -275,6 +275,27 @@ def record_source(data_dir, split, label_offset=1):
         label_offset=label_offset,
         resize=resize,
     )
+
+
+def _cached_count(data_dir, split, files):
+    """`count_records(files)`, remembered in `data_dir/.alexnet_tf_counts.json` if writable
+    (counting reads every shard: minutes for ImageNet)."""
+    path = os.path.join(data_dir, ".alexnet_tf_counts.json")
+    key = f"{split}:{len(files)}:{sum(os.path.getsize(f) for f in files)}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            counts = json.load(f)
+    except (OSError, ValueError):
+        counts = {}
+    if key not in counts:
+        log.info("Counting the records of %d %s shards in %s (once)", len(files), split, data_dir)
+        counts[key] = count_records(files)
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(counts, f)
+        except OSError:
+            pass  # a read-only data folder: count again next time
+    return counts[key]
 
 
 def count_records(files):

@@ -250,3 +250,12 @@ def test_pixel_mean_is_cropped_and_mirrored_with_the_image(data):
         for crop in subtracted
     )
     assert 0 < mirrored < len(subtracted)  # both cases were exercised
+
+
+def test_slim_record_counts_are_remembered(tmp_path):
+    _slim_records(str(tmp_path / "train-00000-of-00001"), [1, 2])
+    cfg = DataConfig(dataset="tfrecord", data_dir=str(tmp_path))
+    assert load_source(cfg, "train").num_examples == 2
+    assert (tmp_path / ".alexnet_tf_counts.json").is_file()
+    _slim_records(str(tmp_path / "train-00000-of-00001"), [1, 2, 3])  # changed: counted again
+    assert load_source(cfg, "train").num_examples == 3
