@@ -74,7 +74,11 @@ def prepare_inputs(cfg, model_dir, *, training=True):
 
 
 def num_batches(source, batch_size, input_context=None, training=True):
-    """Batches per epoch each input pipeline yields (evaluation: the most any yields)."""
+    """Batches per epoch each input pipeline yields (evaluation: the most any yields).
+
+    With an `input_context` these are per-replica batches: a global step takes
+    `num_replicas_in_sync // num_input_pipelines` of them from each pipeline.
+    """
     pipelines = input_context.num_input_pipelines if input_context else 1
     if input_context:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
@@ -98,7 +102,9 @@ def build_dataset(
     `training`: random crop, flip and PCA lighting in a per-epoch order; else the centre
     crop (`crops=1`) or the paper's 10 crops (`crops=10`) in file order. `batch_size` is
     global; with `input_context` each pipeline yields per-replica batches of its shard.
-    `skip_batches` resumes mid-epoch: the result equals the unskipped epoch's tail.
+    `skip_batches` resumes mid-epoch: the result equals the unskipped epoch's tail. It
+    counts this pipeline's batches (per-replica batches with an `input_context`: global
+    steps done times `num_replicas_in_sync // num_input_pipelines`).
     """
     if crops not in (1, 10):
         raise UserError(f"--crops {crops} is not 1 or 10")
