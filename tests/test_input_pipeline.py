@@ -259,3 +259,17 @@ def test_slim_record_counts_are_remembered(tmp_path):
     assert (tmp_path / ".alexnet_tf_counts.json").is_file()
     _slim_records(str(tmp_path / "train-00000-of-00001"), [1, 2, 3])  # changed: counted again
     assert load_source(cfg, "train").num_examples == 3
+
+
+def test_one_pipeline_two_replicas_batches_per_replica(data):
+    cfg, inputs, indexed, _ = data
+    ctx = tf.distribute.InputContext(
+        num_input_pipelines=1, input_pipeline_id=0, num_replicas_in_sync=2
+    )
+    _, full = batches(cfg, indexed, inputs.stats, batch_size=4, input_context=ctx, epoch=6)
+    assert [len(y) for y in full] == [2, 2, 2, 2, 2, 1]  # per-replica batches, nothing dropped
+    # Resuming after one global step skips one batch per replica.
+    _, tail = batches(
+        cfg, indexed, inputs.stats, batch_size=4, input_context=ctx, epoch=6, skip_batches=2
+    )
+    np.testing.assert_array_equal(np.concatenate(tail), np.concatenate(full[2:]))
