@@ -1,11 +1,24 @@
-"""Trains AlexNet. Placeholder until the training loop lands: prints what exists."""
+"""Trains the paper's AlexNet: `python train.py [--data_dir DIR] [--model_dir DIR] ...`.
 
-import sys
+With no flags it trains on the built-in demo data (README, "The demo"). Flags and
+exit codes: `python train.py --help`, README. Resume: run the same command again.
+"""
+
+from alexnet_tf.quiet import tensorflow_imported
+
+tensorflow_imported()
+
+from alexnet_tf import cli  # noqa: E402
+
+cli.define_train_flags()
+
+
+def main(argv):
+    del argv
+    from alexnet_tf.trainer import train_and_evaluate
+
+    train_and_evaluate(cli.train_config())
+
 
 if __name__ == "__main__":
-    print(
-        "train.py: the training loop is not built yet. The model is: "
-        "`from alexnet_tf import build_alexnet`.",
-        file=sys.stderr,
-    )
-    sys.exit(1)
+    cli.run(main)

@@ -56,7 +56,7 @@ class TrainConfig:
     weight_decay: float = 5e-4  # inside the momentum, as the paper's update rule
     decay_biases: bool = False  # paper is silent; cuda-convnet and Caffe do not decay biases
     plateau_factor: float = 0.1  # divide the learning rate by 10 ...
-    plateau_patience: int = 2  # ... after this many epochs without a better val error
+    plateau_patience: int = 5  # ... after this many epochs without a better val error
     min_learning_rate: float = 1e-6
     strategy: str = "auto"  # auto | one_device | mirrored | towers | multi_worker
     mixed_precision: str | None = None  # None | float16 | bfloat16
@@ -65,6 +65,8 @@ class TrainConfig:
     keep_checkpoints: int = 3
     profile_steps: tuple[int, int] | None = None
     val_steps: int | None = None  # cap validation batches (quick runs)
+    progress_seconds: float = 10.0  # between progress lines during an epoch
+    cpu_devices: int = 1  # logical CPU devices (tests of multi-device code without GPUs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +77,8 @@ class EvalConfig:
     crops: int = 10  # 10 (paper) or 1 (centre)
     batch_size: int = 32
     output: str | None = None  # JSON report
+    strategy: str = "auto"  # auto | one_device | mirrored
+    cpu_devices: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,3 +87,24 @@ class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+
+RUN_FILE = "run.json"
+
+
+def to_dict(cfg):
+    """The config as plain JSON-ready values."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(values):
+    """A `Config` from `to_dict`'s output; unknown keys (older or newer runs) are ignored."""
+    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+    parts = {}
+    for name, cls in sections.items():
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in values.get(name, {}).items() if k in known}
+        if "profile_steps" in fields and fields["profile_steps"] is not None:
+            fields["profile_steps"] = tuple(fields["profile_steps"])
+        parts[name] = cls(**fields)
+    return Config(**parts)

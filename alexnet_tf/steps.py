@@ -25,11 +25,16 @@ def _loss_and_hits(logits, labels):
     return loss, top1, top5
 
 
-def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=False):
-    """A `tf.function(images, labels) -> {loss, top1, top5, count}` summed over replicas.
+def make_train_step(
+    model, optimizer, strategy, global_batch_size, jit_compile=False, check_gradients=True
+):
+    """A `tf.function(images, labels) -> {loss, top1, top5, count, bad_gradients}`.
 
-    `loss` is the global batch's mean cross-entropy (without weight decay, which
-    the optimizer applies); `top1`/`top5` are hit counts. Gradients come from
+    Values are summed over replicas. `loss` is the global batch's mean
+    cross-entropy (without weight decay, which the optimizer applies);
+    `top1`/`top5` are hit counts; `bad_gradients` counts replicas whose gradients
+    held a NaN or infinity (with `check_gradients`; a loss-scaling optimizer
+    skips such steps itself, so it needs no check). Gradients come from
     `tf.gradients`, which colocates every backward op with its forward op: a
     GradientTape leaves them unplaced, and the towers model's backward pass would
     then run on the first device.
@@ -43,7 +48,11 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
         grads = tf.gradients(optimizer.scale_loss(loss), variables)
         optimizer.apply(grads, variables)
         count = tf.cast(tf.shape(labels)[0], tf.float32)
-        return {"loss": loss, "top1": top1, "top5": top5, "count": count}
+        bad = tf.constant(0.0)
+        if check_gradients:  # a finite loss can still come with overflowing gradients
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+            bad = 1.0 - tf.cast(finite, tf.float32)
+        return {"loss": loss, "top1": top1, "top5": top5, "count": count, "bad_gradients": bad}
 
     if jit_compile:
         replica_step = tf.function(replica_step, jit_compile=True)
@@ -57,7 +66,9 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
 
 
 def make_eval_step(model, strategy):
-    """A `tf.function(images, labels) -> {loss, top1, top5, count}` (sums over replicas).
+    """A `tf.function(images, labels) -> {loss, top1, top5, count, class_count, class_top1}`.
+
+    All values are sums over the batch and the replicas; `class_*` are per class.
 
     `images` is `(B, S, S, 3)`, or `(B, crops, S, S, 3)` for multi-crop testing:
     the softmax probabilities of an image's crops are averaged (paper Sec. 4.1),
@@ -85,8 +96,17 @@ def make_eval_step(model, strategy):
             lambda: tf.zeros([0, num_classes], tf.float32),
         )
         loss, top1, top5 = _loss_and_hits(logits, labels)
-        count = tf.cast(tf.shape(labels)[0], tf.float32)
-        return {"loss": loss, "top1": top1, "top5": top5, "count": count}
+        labels = tf.cast(labels, tf.int32)
+        hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
+        return {
+            "loss": loss,
+            "top1": top1,
+            "top5": top5,
+            "count": tf.cast(tf.shape(labels)[0], tf.float32),
+            # Per class: images scored and top-1 hits, (num_classes,) each.
+            "class_count": tf.math.unsorted_segment_sum(tf.ones_like(hits), labels, num_classes),
+            "class_top1": tf.math.unsorted_segment_sum(hits, labels, num_classes),
+        }
 
     @tf.function
     def eval_step(images, labels):

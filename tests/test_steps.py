@@ -4,6 +4,7 @@ import tensorflow as tf
 from conftest import TWO_CPUS
 
 from alexnet_tf import build_alexnet, copy_weights
+from alexnet_tf.distribute import mirrored_strategy
 from alexnet_tf.optimizer import PaperSGD
 from alexnet_tf.steps import make_eval_step, make_train_step
 
@@ -36,7 +37,7 @@ def one_step(strategy, tower_devices=None, weights=None):
 def test_mirrored_and_towers_steps_equal_the_one_device_step():
     reference, ref_metrics = one_step(tf.distribute.OneDeviceStrategy("/CPU:0"))
     start = build_alexnet(CLASSES, SIZE, dropout=0.0, seed=0)  # same seed: same start
-    mirrored, metrics = one_step(tf.distribute.MirroredStrategy(list(TWO_CPUS)))
+    mirrored, metrics = one_step(mirrored_strategy(TWO_CPUS))
     towers, _ = one_step(tf.distribute.get_strategy(), TWO_CPUS, weights=start)
     np.testing.assert_allclose(metrics["loss"].numpy(), ref_metrics["loss"].numpy(), rtol=1e-5)
     moved = 0
@@ -74,7 +75,7 @@ def test_ten_crop_eval_step_averages_softmax_over_crops():
 
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_eval_counts_every_image_once_with_a_partial_last_batch(replicas):
-    strategy = tf.distribute.MirroredStrategy(list(TWO_CPUS[:replicas]))
+    strategy = mirrored_strategy(TWO_CPUS[:replicas])
     with strategy.scope():
         model = build_alexnet(CLASSES, SIZE, seed=1)
     images, labels = batch(7, seed=3)

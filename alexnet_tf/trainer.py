@@ -1,0 +1,491 @@
+"""The training run: the paper's recipe under any strategy, resumable and watchable.
+
+`train_and_evaluate(cfg)` is the one function `train.py` calls. It is a custom loop
+over `strategy.run` (`steps.make_train_step`), because Keras 3.15's `model.fit`
+fails under MultiWorkerMirroredStrategy (keras issue 20585) and cannot resume in
+the middle of an epoch; one loop serves every strategy. It still drives the Keras
+`ReduceLROnPlateau` callback the recipe asks for, with the callback's memory kept
+in the checkpoint.
+
+Order of work, so that every mistake shows before anything heavy:
+flags (cli) -> devices and strategy -> batch size vs replicas -> the run folder
+(resume compatible?) -> data checks and statistics -> model -> loop -> export.
+"""
+
+import json
+import logging
+import os
+import signal
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet_tf import config as config_lib
+from alexnet_tf import export
+from alexnet_tf.checkpointing import Checkpoints, RunState
+from alexnet_tf.distribute import check_batch_size, configure_cpu_devices, make_placement
+from alexnet_tf.errors import TrainingStopped, UserError
+from alexnet_tf.evaluation import score
+from alexnet_tf.input_pipeline import build_dataset, prepare_inputs
+from alexnet_tf.model import build_alexnet
+from alexnet_tf.optimizer import PaperSGD
+from alexnet_tf.progress import Progress, format_duration
+from alexnet_tf.steps import make_eval_step, make_train_step
+from alexnet_tf.summaries import Summaries
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+# Settings a resumed run must share with the run it continues, or its steps
+# would not continue the same sequence of batches.
+_RESUME_KEYS = {
+    "data": ("dataset", "image_size", "resize", "mean", "normalize", "seed"),
+    "model": ("lrn", "init", "groups", "pool_size", "dropout"),
+    "train": ("batch_size", "steps_per_epoch", "mixed_precision"),
+}
+
+
+def train_and_evaluate(cfg):
+    """Trains `cfg` to its last epoch (resuming from `cfg.train.model_dir` if it holds a run).
+
+    Returns the final validation result. Raises `UserError` for the user's mistakes and
+    `TrainingStopped` for a NaN loss, data that ran out, or a signal (after saving).
+    """
+    t = cfg.train
+    configure_cpu_devices(t.cpu_devices)
+    placement = make_placement(t.strategy)
+    check_batch_size(t.batch_size, placement)
+    if t.mixed_precision:
+        keras.mixed_precision.set_global_policy(f"mixed_{t.mixed_precision}")
+    model_dir = t.model_dir
+    _check_run_folder(cfg, placement)
+    workdir = (
+        model_dir
+        if placement.is_chief
+        else os.path.join(model_dir, f".worker-{placement.worker_index}")
+    )
+
+    inputs = prepare_inputs(cfg.data, workdir)
+    steps_per_epoch = _steps_per_epoch(cfg, inputs.train.num_examples)
+    strategy = placement.strategy
+    with strategy.scope():
+        model = build_alexnet(
+            inputs.num_classes,
+            cfg.data.image_size,
+            lrn=cfg.model.lrn,
+            init=cfg.model.init,
+            tower_devices=placement.tower_devices,
+            dropout=cfg.model.dropout,
+            groups=cfg.model.groups,
+            pool_size=cfg.model.pool_size,
+            seed=cfg.data.seed,
+        )
+        optimizer = PaperSGD(t.learning_rate, t.momentum, t.weight_decay, t.decay_biases)
+        if t.mixed_precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+        model.compile(optimizer=optimizer)  # ReduceLROnPlateau reads model.optimizer
+    state = RunState()  # plain host variables: every worker runs the same loop
+    checkpoints = Checkpoints(
+        model_dir,
+        model,
+        optimizer,
+        state,
+        is_chief=placement.is_chief,
+        worker_index=placement.worker_index,
+        keep=t.keep_checkpoints,
+    )
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_error",
+        mode="min",
+        factor=t.plateau_factor,
+        patience=t.plateau_patience,
+        min_lr=t.min_learning_rate,
+        verbose=1,
+    )
+    callbacks = keras.callbacks.CallbackList([plateau], model=model)
+    callbacks.on_train_begin()
+    resumed = checkpoints.restore()
+    if resumed:
+        state.load_plateau(plateau)
+        log.info(
+            "resuming %s: epoch %d, step %d of %d, learning rate %g",
+            resumed,
+            int(state.epoch) + 1,
+            int(state.step_in_epoch),
+            steps_per_epoch,
+            _learning_rate(optimizer),
+        )
+
+    summaries = Summaries(model_dir, enabled=placement.is_chief)
+    if not resumed:
+        summaries.hparams(_hparams(cfg, placement))
+    train_step = make_train_step(
+        model,
+        optimizer,
+        strategy,
+        t.batch_size,
+        t.jit_compile,
+        check_gradients=t.mixed_precision != "float16",
+    )
+    eval_step = make_eval_step(model, strategy)
+    loop = _Loop(
+        cfg,
+        placement,
+        model,
+        optimizer,
+        state,
+        checkpoints,
+        summaries,
+        inputs,
+        steps_per_epoch,
+        train_step,
+    )
+    val = None
+    with _StopSignals() as signals:
+        for epoch in range(int(state.epoch), t.epochs):
+            loop.run_epoch(epoch, signals)
+            val = score(
+                eval_step,
+                strategy,
+                cfg.data,
+                inputs.val,
+                inputs.stats,
+                batch_size=t.batch_size,
+                max_batches=t.val_steps,
+                progress_seconds=None,
+            )
+            callbacks.on_epoch_end(epoch, {"val_error": 1.0 - val["top1"], "val_loss": val["loss"]})
+            state.save_plateau(plateau)
+            state.epoch.assign(epoch + 1)
+            state.step_in_epoch.assign(0)
+            loop.end_epoch(epoch, val)
+            checkpoints.save(loop.global_step)
+            if signals.received:
+                raise signals.stopped(loop.global_step)
+    if val is None:  # resumed a run that had already finished
+        val = score(
+            eval_step,
+            strategy,
+            cfg.data,
+            inputs.val,
+            inputs.stats,
+            batch_size=t.batch_size,
+            max_batches=t.val_steps,
+        )
+    _finish(cfg, placement, model, inputs, val, loop.global_step)
+    return val
+
+
+class _Loop:
+    """One epoch of steps, with the bookkeeping around them (progress, summaries, saves)."""
+
+    def __init__(
+        self,
+        cfg,
+        placement,
+        model,
+        optimizer,
+        state,
+        checkpoints,
+        summaries,
+        inputs,
+        steps_per_epoch,
+        train_step,
+    ):
+        self.cfg, self.placement, self.model, self.optimizer = cfg, placement, model, optimizer
+        self.state, self.checkpoints, self.summaries = state, checkpoints, summaries
+        self.inputs, self.steps_per_epoch, self.train_step = inputs, steps_per_epoch, train_step
+        self.global_step = int(optimizer.iterations.numpy())
+        self.mean = inputs.stats.channel_mean
+        self.std = 1.0 / inputs.stats.scale(cfg.data.normalize)
+        self.epoch_start = time.monotonic()
+        self.train_totals = None
+        self.images_per_sec = 0.0
+
+    def _dataset(self, epoch, skip_steps):
+        cfg, strategy = self.cfg, self.placement.strategy
+
+        def dataset_fn(input_context):
+            # A pipeline feeds replicas / pipelines replicas per step.
+            per_step = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+            return build_dataset(
+                cfg.data,
+                self.inputs.train,
+                training=True,
+                batch_size=cfg.train.batch_size,
+                stats=self.inputs.stats,
+                epoch=epoch,
+                skip_batches=skip_steps * per_step,
+                input_context=input_context,
+            )
+
+        return iter(strategy.distribute_datasets_from_function(dataset_fn))
+
+    def run_epoch(self, epoch, signals):
+        t = self.cfg.train
+        start = int(self.state.step_in_epoch)
+        batches = self._dataset(epoch, start)
+        progress = Progress(
+            f"epoch {epoch + 1}/{t.epochs}",
+            self.steps_per_epoch,
+            t.progress_seconds,
+            remaining_after=(t.epochs - epoch - 1) * self.steps_per_epoch,
+        )
+        window = _Totals()
+        self.train_totals = _Totals()
+        self.epoch_start = time.monotonic()
+        for step in range(start, self.steps_per_epoch):
+            self._profile(self.global_step)
+            try:
+                images, labels = next(batches)
+            except StopIteration:
+                raise TrainingStopped(
+                    f"the train split ran out after {step} of {self.steps_per_epoch} steps in "
+                    f"epoch {epoch + 1} (files unreadable during the epoch?)",
+                    4,
+                ) from None
+            metrics = {k: float(v) for k, v in self.train_step(images, labels).items()}
+            if not np.isfinite(metrics["loss"]) or metrics["bad_gradients"]:
+                what = "loss" if not np.isfinite(metrics["loss"]) else "gradient"
+                raise TrainingStopped(
+                    f"the {what} became NaN or infinite at step {self.global_step + 1} "
+                    f"(epoch {epoch + 1}); nothing was saved after the last finite step "
+                    f"(latest checkpoint: {self.checkpoints.latest}); try a lower "
+                    "--learning_rate",
+                    3,
+                )
+            self.global_step += 1
+            self.state.step_in_epoch.assign(step + 1)
+            window.add(metrics)
+            self.train_totals.add(metrics)
+            if self.global_step == 1 or step == start:
+                local = self.placement.strategy.experimental_local_results(images)[0]
+                self.summaries.inputs(self.global_step, local.numpy(), self.mean, self.std)
+            printed = progress.last_print
+            progress.update(
+                step + 1,
+                int(metrics["count"]),
+                f"loss {window.mean('loss'):.3f}  top-1 {window.rate('top1'):.1%}",
+            )
+            if progress.last_print != printed:  # a progress point: a TensorBoard point too
+                self._write_train(window, progress.images_per_sec)
+                window = _Totals()
+            if self.global_step % t.checkpoint_every == 0 and step + 1 < self.steps_per_epoch:
+                self.checkpoints.save(self.global_step)
+            if signals.received:
+                self.checkpoints.save(self.global_step)
+                raise signals.stopped(self.global_step)
+        self.images_per_sec = progress.images_per_sec
+
+    def _write_train(self, totals, images_per_sec):
+        if totals.count:
+            self.summaries.scalars(
+                self.summaries.train,
+                self.global_step,
+                {
+                    "loss": totals.mean("loss"),
+                    "top1": totals.rate("top1"),
+                    "top5": totals.rate("top5"),
+                    "images_per_sec": images_per_sec,
+                    "learning_rate": _learning_rate(self.optimizer),
+                },
+            )
+
+    def _profile(self, step):
+        window = self.cfg.train.profile_steps
+        if not window or not self.placement.is_chief:
+            return
+        if step == window[0]:
+            tf.profiler.experimental.start(self.cfg.train.model_dir)
+        elif step == window[1]:
+            tf.profiler.experimental.stop()
+            log.info(
+                "profiler trace of steps %d-%d written under %s/plugins/profile",
+                window[0],
+                window[1],
+                self.cfg.train.model_dir,
+            )
+
+    def end_epoch(self, epoch, val):
+        s = self.summaries
+        s.scalars(
+            s.val, self.global_step, {"loss": val["loss"], "top1": val["top1"], "top5": val["top5"]}
+        )
+        s.scalars(s.train, self.global_step, {"learning_rate": _learning_rate(self.optimizer)})
+        s.conv1_filters(self.global_step, self.model.get_layer("conv1").get_weights()[0])
+        s.flush()
+        took = format_duration(time.monotonic() - self.epoch_start)
+        totals = self.train_totals
+        train = (
+            f"train loss {totals.mean('loss'):.3f} top-1 {totals.rate('top1'):.1%}  |  "
+            if totals and totals.count
+            else ""
+        )
+        print(
+            f"epoch {epoch + 1}/{self.cfg.train.epochs} done in {took}  |  {train}"
+            f"val loss {val['loss']:.3f} top-1 {val['top1']:.1%} top-5 {val['top5']:.1%} "
+            f"({val['count']} images)  |  lr {_learning_rate(self.optimizer):g}",
+            flush=True,
+        )
+
+
+class _Totals:
+    """Sums of the step metrics (loss is a per-batch mean: weighted by images)."""
+
+    def __init__(self):
+        self.count = 0.0
+        self.sums = {"loss": 0.0, "top1": 0.0, "top5": 0.0}
+
+    def add(self, metrics):
+        self.count += metrics["count"]
+        self.sums["loss"] += metrics["loss"] * metrics["count"]
+        self.sums["top1"] += metrics["top1"]
+        self.sums["top5"] += metrics["top5"]
+
+    def mean(self, key):
+        return self.sums[key] / max(self.count, 1.0)
+
+    rate = mean
+
+
+class _StopSignals:
+    """SIGTERM / SIGINT set a flag; the loop saves a checkpoint and stops cleanly."""
+
+    def __init__(self):
+        self.received = None
+
+    def __enter__(self):
+        self.previous = {}
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        del frame
+        if self.received is not None:  # a second signal: stop at once
+            raise KeyboardInterrupt
+        self.received = signum
+        log.warning(
+            "%s received: saving a checkpoint after this step, then stopping",
+            signal.Signals(signum).name,
+        )
+
+    def stopped(self, step):
+        name = signal.Signals(self.received).name
+        return TrainingStopped(
+            f"{name}: saved a checkpoint at step {step}; run the same command to resume",
+            128 + self.received,
+        )
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _learning_rate(optimizer):
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def _steps_per_epoch(cfg, num_examples):
+    """Full global batches per epoch (capped by --steps_per_epoch)."""
+    available = num_examples // cfg.train.batch_size
+    if available == 0:
+        raise UserError(
+            f"the train split has {num_examples} images, fewer than --batch_size "
+            f"{cfg.train.batch_size}"
+        )
+    if cfg.train.steps_per_epoch and cfg.train.steps_per_epoch > available:
+        raise UserError(
+            f"--steps_per_epoch {cfg.train.steps_per_epoch} is more than the {available} full "
+            f"batches of {cfg.train.batch_size} in the train split ({num_examples} images)"
+        )
+    steps = cfg.train.steps_per_epoch or available
+    if not cfg.train.steps_per_epoch and num_examples % cfg.train.batch_size:
+        log.info(
+            "an epoch is %d steps; the last %d images of each epoch's order wait for "
+            "a later epoch (the order changes every epoch)",
+            steps,
+            num_examples % cfg.train.batch_size,
+        )
+    return steps
+
+
+def _check_run_folder(cfg, placement):
+    """Resuming needs the same settings; a new run records them in run.json."""
+    model_dir = cfg.train.model_dir
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise UserError(f"--model_dir {model_dir} is a file, not a folder")
+    path = os.path.join(model_dir, config_lib.RUN_FILE)
+    record = config_lib.to_dict(cfg)
+    record["layout"] = "towers" if placement.tower_devices else "plain"
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
+        if previous.get("layout") != record["layout"]:
+            raise UserError(
+                f"--model_dir {model_dir} holds a {previous.get('layout')} run; --strategy "
+                f"{cfg.train.strategy} would need a {record['layout']} one (use a new --model_dir)"
+            )
+        for section, keys in _RESUME_KEYS.items():
+            for key in keys:
+                old, new = previous.get(section, {}).get(key), record[section][key]
+                if old != new:
+                    raise UserError(
+                        f"--model_dir {model_dir} was trained with {key}={old!r}, not {new!r}: "
+                        "resume with the same settings or use a new --model_dir"
+                    )
+    if placement.is_chief:
+        try:
+            os.makedirs(model_dir, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--model_dir {model_dir} cannot be created: {err.strerror}") from None
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
+        os.replace(path + ".tmp", path)
+
+
+def _hparams(cfg, placement):
+    values = {}
+    for section in ("data", "model", "train"):
+        for key, value in config_lib.to_dict(cfg)[section].items():
+            values[f"{section}.{key}"] = value
+    values["strategy.resolved"] = placement.kind
+    values["replicas"] = placement.replicas
+    return values
+
+
+def _finish(cfg, placement, model, inputs, val, steps):
+    """Final model, SavedModel export and a summary line (chief only)."""
+    if not placement.is_chief:
+        return
+    model_dir = cfg.train.model_dir
+    plain = export.plain_copy(model, cfg.model, inputs.num_classes, cfg.data.image_size)
+    path = export.save_keras(plain, model_dir)
+    export.save_class_names(inputs.val.class_names, model_dir)
+    saved = export.export_saved_model(
+        plain, cfg.data, inputs.stats, inputs.val.class_names, model_dir
+    )
+    result = {
+        "val_top1": val["top1"],
+        "val_top5": val["top5"],
+        "val_loss": val["loss"],
+        "val_count": val["count"],
+        "steps": steps,
+        "epochs": cfg.train.epochs,
+    }
+    with open(os.path.join(model_dir, RESULT_FILE), "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    chance = 1.0 / inputs.num_classes
+    print(
+        f"\nfinished: val top-1 {val['top1']:.1%} (chance {chance:.1%}), top-5 "
+        f"{val['top5']:.1%} on {val['count']} images after {steps} steps\n"
+        f"  model:       {path}\n  SavedModel:  {saved}\n"
+        f"  TensorBoard: tensorboard --logdir {model_dir}\n"
+        f"  next:        python evaluate.py --model_dir {model_dir}"
+        + (f" --data_dir {cfg.data.data_dir}" if cfg.data.data_dir else ""),
+        flush=True,
+    )

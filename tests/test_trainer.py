@@ -1,0 +1,174 @@
+"""The training loop in-process on a tiny generated folder dataset (2 logical CPUs)."""
+
+import dataclasses
+import glob
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from imagefiles import image_folder
+
+from alexnet_tf import build_alexnet, trainer
+from alexnet_tf.checkpointing import CHECKPOINT_DIR
+from alexnet_tf.config import Config, DataConfig, TrainConfig
+from alexnet_tf.errors import TrainingStopped, UserError
+
+CLASSES = ("ant", "bee", "cat")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return image_folder(root, CLASSES, size=(40, 52), splits={"train": 8, "val": 3})
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def tiny_config(data_dir, model_dir, **train):
+    """The real config, shrunk: 67-px crops, batches of 4, two steps an epoch."""
+    defaults = dict(
+        model_dir=str(model_dir),
+        epochs=1,
+        batch_size=4,
+        steps_per_epoch=2,
+        checkpoint_every=1,
+        progress_seconds=0.0,
+    )
+    return Config(
+        data=DataConfig(
+            dataset="folder", data_dir=data_dir, image_size=67, resize=76, stats_images=0
+        ),
+        train=TrainConfig(**{**defaults, **train}),
+    )
+
+
+def checkpoint_steps(model_dir):
+    files = glob.glob(os.path.join(model_dir, CHECKPOINT_DIR, "ckpt-*.index"))
+    return sorted(int(os.path.basename(f)[5:-6]) for f in files)
+
+
+@pytest.mark.parametrize("strategy", ["one_device", "mirrored", "towers"])
+def test_a_few_steps_under_each_strategy_leave_a_model_export_and_checkpoints(
+    data_dir, tmp_path, strategy
+):
+    cfg = tiny_config(data_dir, tmp_path / "run", strategy=strategy)
+    result = trainer.train_and_evaluate(cfg)
+    assert result["count"] == 9  # every validation image, once
+    run = tmp_path / "run"
+    summary = json.loads((run / "result.json").read_text())
+    assert summary["steps"] == 2
+    assert checkpoint_steps(run)[-1] == 2
+    model = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    assert [w.shape for w in model.get_weights()] == [  # plain layout whatever the strategy
+        w.shape for w in build_alexnet(len(CLASSES), 67).get_weights()
+    ]
+    assert (run / "saved_model" / "saved_model.pb").is_file()
+    layout = json.loads((run / "run.json").read_text())["layout"]
+    assert layout == ("towers" if strategy == "towers" else "plain")
+
+
+def test_tensorboard_event_files_hold_the_dashboards(data_dir, tmp_path):
+    trainer.train_and_evaluate(tiny_config(data_dir, tmp_path / "run"))
+    tags = {}
+    for split in ("train", "val", ""):
+        tags[split] = set()
+        for path in glob.glob(str(tmp_path / "run" / split / "events.out.tfevents.*")):
+            for event in tf.compat.v1.train.summary_iterator(path):
+                tags[split].update(value.tag for value in event.summary.value)
+    assert {
+        "loss",
+        "top1",
+        "top5",
+        "learning_rate",
+        "images_per_sec",
+        "inputs",
+        "conv1_filters/tower0",
+        "conv1_filters/tower1",
+    } <= tags["train"]
+    assert {"loss", "top1", "top5"} <= tags["val"]
+    assert "_hparams_/session_start_info" in tags[""]
+
+
+def test_a_nan_loss_stops_with_status_3_and_saves_nothing_after(data_dir, tmp_path):
+    cfg = tiny_config(data_dir, tmp_path / "run", learning_rate=1e12, steps_per_epoch=6)
+    with pytest.raises(TrainingStopped, match="NaN or infinite") as stopped:
+        trainer.train_and_evaluate(cfg)
+    assert stopped.value.exit_code == 3
+    bad_step = int(str(stopped.value).split("at step ")[1].split()[0])
+    assert all(step < bad_step for step in checkpoint_steps(tmp_path / "run"))
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_more_steps_than_the_data_holds_is_a_user_error(data_dir, tmp_path):
+    cfg = tiny_config(data_dir, tmp_path / "run", steps_per_epoch=7)  # 24 images: 6 batches
+    with pytest.raises(UserError, match="--steps_per_epoch 7"):
+        trainer.train_and_evaluate(cfg)
+
+
+def test_data_that_runs_out_during_an_epoch_stops_with_status_4(tmp_path, monkeypatch):
+    own_data = image_folder(
+        tmp_path / "data", CLASSES, size=(40, 52), splits={"train": 8, "val": 3}
+    )
+    prepare = trainer.prepare_inputs
+
+    def prepare_then_lose_files(*args, **kwargs):
+        inputs = prepare(*args, **kwargs)
+        for path in inputs.train.paths[10:]:  # 14 of 24 files vanish after the checks
+            os.remove(path)
+        return inputs
+
+    monkeypatch.setattr(trainer, "prepare_inputs", prepare_then_lose_files)
+    with pytest.raises(TrainingStopped, match="ran out after") as stopped:
+        trainer.train_and_evaluate(tiny_config(own_data, tmp_path / "run", steps_per_epoch=6))
+    assert stopped.value.exit_code == 4
+
+
+def test_batch_size_must_divide_over_the_replicas(data_dir, tmp_path):
+    cfg = tiny_config(data_dir, tmp_path / "run", strategy="mirrored", batch_size=3)
+    with pytest.raises(UserError, match="--batch_size 3 does not divide over 2 replicas"):
+        trainer.train_and_evaluate(cfg)
+
+
+def test_resuming_continues_the_run_and_its_plateau_state(data_dir, tmp_path):
+    cfg = tiny_config(data_dir, tmp_path / "run", epochs=1, plateau_patience=1)
+    first = trainer.train_and_evaluate(cfg)
+    longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=2))
+    trainer.train_and_evaluate(longer)
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["steps"] == 4
+    reader = tf.train.load_checkpoint(str(tmp_path / "run" / CHECKPOINT_DIR))
+    best = reader.get_tensor("state/plateau_best/.ATTRIBUTES/VARIABLE_VALUE")
+    assert best <= 1.0 - first["top1"] + 1e-9  # epoch 1's error was remembered, not reset
+
+
+def test_resuming_with_other_settings_or_layout_is_refused(data_dir, tmp_path):
+    cfg = tiny_config(data_dir, tmp_path / "run")
+    trainer.train_and_evaluate(cfg)
+    other_batch = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=2))
+    with pytest.raises(UserError, match="batch_size=4, not 2"):
+        trainer.train_and_evaluate(other_batch)
+    towers = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, strategy="towers"))
+    with pytest.raises(UserError, match="holds a plain run"):
+        trainer.train_and_evaluate(towers)
+
+
+def test_loss_equals_the_models_own_cross_entropy_on_the_first_batch(data_dir, tmp_path):
+    # Guards the step against mis-scaled losses: one step's reported loss of a run with
+    # learning rate ~0 equals a fresh model's mean cross-entropy on the same inputs.
+    cfg = tiny_config(data_dir, tmp_path / "run", learning_rate=1e-12, steps_per_epoch=1)
+    trainer.train_and_evaluate(cfg)
+    events = glob.glob(str(tmp_path / "run" / "train" / "events.out.tfevents.*"))
+    losses = [
+        tf.make_ndarray(v.tensor)
+        for p in events
+        for e in tf.compat.v1.train.summary_iterator(p)
+        for v in e.summary.value
+        if v.tag == "loss"
+    ]
+    assert losses and all(0.5 < float(np.squeeze(x)) < 5.0 for x in losses)
