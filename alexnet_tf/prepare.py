@@ -5,8 +5,8 @@
 Reads any source `--dataset` names (default: the folder layout; a flat val/ with
 `--val_labels`), leaves out and reports the bad files (`OUT/bad_files_<split>.json`),
 scales each image's shorter side to `--resize`, keeps the centre square (what training
-and evaluation use; the paper's own preprocessing), re-encodes it as RGB JPEG (quality 95, 4:2:0 chroma like
-most originals: 10 % faster to decode than 4:4:4) and writes
+and evaluation use; the paper's own preprocessing), re-encodes it as RGB JPEG
+(quality 95, 4:2:0 chroma like most originals: 10 % faster to decode than 4:4:4), writes
 `OUT/train-00000-of-000NN` and `OUT/validation-...` with the inception/TF-Slim keys
 (`image/encoded`, `image/class/label` = class index + 1, `image/class/synset`,
 `image/filename`, ...) plus `OUT/dataset_info.json` (class names, counts, label offset).
