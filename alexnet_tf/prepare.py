@@ -2,7 +2,7 @@
 
     python -m alexnet_tf.prepare --data_dir DIR --output_dir OUT [--resize 256]
 
-Reads any source `--dataset` names (default: the folder layout; a flat val/ with
+Reads image files (`--dataset folder`, the default, or `demo`; a flat val/ with
 `--val_labels`), leaves out and reports the bad files (`OUT/bad_files_<split>.json`),
 scales each image's shorter side to `--resize`, keeps the centre square (what training
 and evaluation use; the paper's own preprocessing), re-encodes it as RGB JPEG
