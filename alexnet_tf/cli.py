@@ -6,6 +6,7 @@ A user's mistake surfaces as one line on stderr and exit status 2 (`UserError`),
 before any heavy work; see `EXIT_CODES` for the others.
 """
 
+import dataclasses
 import os
 import sys
 
@@ -33,10 +34,10 @@ EXIT_CODES = {
 DEMO_DEFAULTS = {
     "image_size": demo_data.IMAGE_SIZE,
     "resize": demo_data.RESIZE,
-    "epochs": 8,
+    "epochs": 5,
     "batch_size": 32,
     "model_dir": "runs/demo",
-    "checkpoint_every": 100,
+    "checkpoint_every": 200,
     "plateau_patience": 2,
     "stats_images": 0,
 }
@@ -76,6 +77,14 @@ def define_data_flags():
         "stats_images", 10_000, "Train images sampled for the mean image and std (0: all)."
     )
     flags.DEFINE_integer("label_offset", 1, "--dataset tfrecord: class = stored label - this.")
+    flags.DEFINE_string(
+        "pca_file", None, "PCA eigenvalues/vectors from alexnet_tf.data_stats (default: REFERENCE)."
+    )
+    flags.DEFINE_integer("shuffle_buffer", 8192, "Records shuffled (tfrecord/imagenet2012).")
+    flags.DEFINE_bool("fused_crop", True, "Decode only the crop's window of a JPEG (faster).")
+    flags.DEFINE_float(
+        "antialias_below", 0.5, "Antialias a resize that shrinks below this factor (1: always)."
+    )
     flags.DEFINE_integer("seed", 0, "Seed for initialisation, data order and augmentation.")
     flags.DEFINE_integer(
         "cpu_devices", 1, "Split the CPU into this many logical devices (test multi-device code)."
@@ -129,8 +138,15 @@ def define_train_flags():
 def define_eval_flags():
     define_data_flags()
     e = EvalConfig()
-    flags.DEFINE_string("model_dir", None, "A training run's folder: its final model is scored.")
-    flags.DEFINE_string("model", None, "A saved .keras model file instead of --model_dir.")
+    flags.DEFINE_string(
+        "model_dir",
+        None,
+        "A training run's folder: its final model is scored, on the run's data and "
+        "preprocessing (run.json) unless data flags are given.",
+    )
+    flags.DEFINE_string(
+        "model", None, "A .keras file instead (run.json, input_stats.npz looked up beside it)."
+    )
     flags.DEFINE_enum("checkpoint", None, ["latest"], "Score the run's latest checkpoint instead.")
     flags.DEFINE_enum("crops", str(e.crops), ["10", "1"], "10 (paper) or 1 (centre crop).")
     flags.DEFINE_integer("batch_size", e.batch_size, "Images per batch (x crops forward passes).")
@@ -165,6 +181,10 @@ def _data_config(demo, init):
         check_files=FLAGS.check_files,
         stats_images=_value("stats_images", demo),
         label_offset=FLAGS.label_offset,
+        pca_file=FLAGS.pca_file,
+        shuffle_buffer=FLAGS.shuffle_buffer,
+        fused_crop=FLAGS.fused_crop,
+        antialias_below=FLAGS.antialias_below,
         seed=FLAGS.seed,
     )
     if cfg.image_size < 67:
@@ -177,6 +197,10 @@ def _data_config(demo, init):
         raise UserError(f"--max_bad_fraction {cfg.max_bad_fraction} is not in [0, 1)")
     if cfg.pca_std < 0:
         raise UserError(f"--pca_std {cfg.pca_std} is negative")
+    if cfg.pca_file and not os.path.isfile(cfg.pca_file):
+        raise UserError(f"--pca_file {cfg.pca_file} does not exist")
+    if cfg.shuffle_buffer < 1:
+        raise UserError(f"--shuffle_buffer {cfg.shuffle_buffer} must be positive")
     return cfg
 
 
@@ -239,15 +263,25 @@ def train_config():
 
 
 def eval_config():
-    """The `Config` of an evaluation, from evaluate.py's flags (validated)."""
+    """The `Config` of an evaluation, from evaluate.py's flags (validated).
+
+    Data and model settings not given as flags come from the run's run.json (next to
+    --model, or in --model_dir), so the model sees the preprocessing it was trained with.
+    """
+    from alexnet_tf.model_files import model_folder, read_run
+
     if not FLAGS.model_dir and not FLAGS.model:
         raise UserError("evaluate.py needs --model_dir (a training run) or --model (a .keras file)")
+    if FLAGS.model_dir and FLAGS.model:
+        raise UserError("give --model_dir or --model, not both")
     if FLAGS.model and not os.path.isfile(FLAGS.model):
         raise UserError(f"--model {FLAGS.model} does not exist")
     if FLAGS.model_dir and not os.path.isdir(FLAGS.model_dir):
         raise UserError(f"--model_dir {FLAGS.model_dir} does not exist")
-    demo = (FLAGS.dataset or ("folder" if FLAGS.data_dir else "demo")) == "demo"
-    data = _data_config(demo, init=None)
+    if FLAGS.checkpoint and not FLAGS.model_dir:
+        raise UserError(f"--checkpoint {FLAGS.checkpoint} needs --model_dir (a training run)")
+    run = read_run(model_folder(FLAGS.model_dir, FLAGS.model)).config
+    data = _eval_data_config(run.data if run else None)
     evaluation = EvalConfig(
         model_dir=FLAGS.model_dir,
         model_path=FLAGS.model,
@@ -258,7 +292,30 @@ def eval_config():
         strategy=FLAGS.strategy,
         cpu_devices=_positive("cpu_devices", FLAGS.cpu_devices),
     )
-    return Config(data=data, eval=evaluation)
+    return Config(data=data, model=run.model if run else ModelConfig(), eval=evaluation)
+
+
+def _eval_data_config(run_data):
+    """evaluate.py's data settings: a flag's value where it is given, else the run's."""
+    demo = (FLAGS.dataset or ("folder" if FLAGS.data_dir else "demo")) == "demo"
+    from_flags = _data_config(demo, init=None)  # validates the flags given
+    if run_data is None:
+        return from_flags
+    given = {
+        f.name: getattr(from_flags, f.name)
+        for f in dataclasses.fields(DataConfig)
+        if f.name in FLAGS and FLAGS[f.name].present
+    }
+    if FLAGS.data_dir or FLAGS.dataset:  # other data: both as the flags say, as train.py
+        given.update(dataset=from_flags.dataset, data_dir=from_flags.data_dir)
+    cfg = dataclasses.replace(run_data, **given)
+    if cfg.dataset != "demo" and cfg.data_dir and not os.path.isdir(cfg.data_dir):
+        raise UserError(
+            f"the run's data_dir {cfg.data_dir} (run.json) does not exist: pass --data_dir"
+        )
+    if cfg.resize < cfg.image_size:
+        raise UserError(f"--resize {cfg.resize} is smaller than --image_size {cfg.image_size}")
+    return cfg
 
 
 def run(main):
@@ -284,12 +341,15 @@ def run(main):
 
 
 def _quiet_logging():
-    """Our INFO lines as `HH:MM:SS message`; TF's own INFO chatter (saver timings) off."""
+    """Our INFO lines as `HH:MM:SS message`; other libraries' INFO chatter (TF's saver
+    timings, SavedModel notes) off, their warnings kept."""
     import logging
 
     from absl import logging as absl_logging
 
-    absl_logging.get_absl_handler().setFormatter(
-        logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    handler = absl_logging.get_absl_handler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(
+        lambda record: record.levelno >= logging.WARNING or record.name.startswith("alexnet_tf")
     )
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # it has a handler of its own
