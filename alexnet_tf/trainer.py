@@ -57,8 +57,17 @@ def train_and_evaluate(cfg):
     configure_cpu_devices(t.cpu_devices)
     placement = make_placement(t.strategy)
     check_batch_size(t.batch_size, placement)
+    policy = keras.mixed_precision.global_policy()
     if t.mixed_precision:
         keras.mixed_precision.set_global_policy(f"mixed_{t.mixed_precision}")
+    try:
+        return _train(cfg, placement)
+    finally:  # a library call leaves the process's policy as it found it
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _train(cfg, placement):
+    t = cfg.train
     model_dir = t.model_dir
     _check_run_folder(cfg, placement)
     workdir = (

@@ -172,3 +172,20 @@ def test_loss_equals_the_models_own_cross_entropy_on_the_first_batch(data_dir, t
         if v.tag == "loss"
     ]
     assert losses and all(0.5 < float(np.squeeze(x)) < 5.0 for x in losses)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"mixed_precision": "float16"}, {"mixed_precision": "bfloat16"}, {"jit_compile": True}],
+    ids=["float16", "bfloat16", "xla"],
+)
+def test_mixed_precision_and_xla_train_with_lrn_and_grouped_convolutions(
+    data_dir, tmp_path, options
+):
+    cfg = tiny_config(data_dir, tmp_path / "run", **options)
+    result = trainer.train_and_evaluate(cfg)
+    assert result["count"] == 9 and np.isfinite(result["loss"])
+    # The final model is float32 whatever trained it, so it loads and runs anywhere.
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    assert all(w.dtype == np.float32 for w in model.get_weights())
