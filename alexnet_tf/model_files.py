@@ -1,0 +1,180 @@
+"""Finding and loading a trained model for evaluation and prediction, always in safe mode.
+
+A model is named the same way by `evaluate.py`, `alexnet_tf.predict` and `bench eval`:
+
+- `--model_dir DIR`: the run's final model, `DIR/model.keras` (written when training ends);
+- `--model_dir DIR --checkpoint latest`: the run's latest checkpoint (`DIR/checkpoints/`),
+  restored into a model rebuilt from `DIR/run.json`, so a run can be scored while it trains;
+- `--model PATH`: a `.keras` file; the run's `run.json`, `input_stats.npz` and
+  `classes.json` are looked up in the file's folder.
+
+Every `.keras` file is loaded with Keras' safe mode on: a file whose config holds Python
+code (a `Lambda` layer's lambda, a custom function) is refused instead of run, so a model
+from elsewhere cannot execute code when it is loaded. The project's own layers
+(`TowerConv2D`, `TowerDense`, `LocalResponseNormalization`) are registered serializable
+classes, which safe mode loads; importing this module registers them.
+
+Checkpoints hold the layout the run trained with (run.json "layout"). A towers run keeps
+each tower's half of a layer as its own variable; its checkpoint is restored into a towers
+model whose two towers share the first device (which any machine can build) and copied
+into the plain layout (`export.plain_copy`), so it scores anywhere.
+"""
+
+import dataclasses
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from alexnet_tf import config as config_lib
+from alexnet_tf import export
+from alexnet_tf import layers as _layers  # noqa: F401  (registers TowerConv2D, TowerDense)
+from alexnet_tf import lrn as _lrn  # noqa: F401  (registers LocalResponseNormalization)
+from alexnet_tf.checkpointing import CHECKPOINT_DIR
+from alexnet_tf.errors import UserError
+from alexnet_tf.model import build_alexnet
+from alexnet_tf.optimizer import PaperSGD
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What a model's folder says about the training run that made it."""
+
+    folder: str  # where run.json, input_stats.npz and classes.json are looked up
+    config: config_lib.Config | None  # run.json's settings; None without run.json
+    layout: str  # "plain" or "towers": the variables of the run's checkpoints
+    class_names: tuple[str, ...] | None  # classes.json; None until training has ended
+
+
+def model_folder(model_dir, model_path):
+    """The folder that holds a model's run files: `model_dir`, or the `.keras` file's folder."""
+    return model_dir or os.path.dirname(os.path.abspath(model_path))
+
+
+def read_run(folder):
+    """The `Run` recorded in `folder` (cheap: JSON files only, no TensorFlow work)."""
+    path = os.path.join(folder, config_lib.RUN_FILE)
+    cfg, layout = None, "plain"
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+        except ValueError as err:
+            raise UserError(f"{path} is not valid JSON: {err}") from None
+        cfg = config_lib.from_dict(record)
+        layout = record.get("layout", "plain")
+    names = export.load_class_names(folder)
+    return Run(folder, cfg, layout, tuple(names) if names is not None else None)
+
+
+def load_keras(path):
+    """The model in the `.keras` file `path`, loaded in safe mode; UserError if it cannot be."""
+    if not os.path.isfile(path):
+        raise UserError(f"model file {path} does not exist")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # Keras raises ValueError, TypeError, OSError, zip errors...
+        message = " ".join(str(err).split())
+        if "safe_mode" in message or "arbitrary code" in message:
+            raise UserError(
+                f"model file {path} was refused: it holds Python code (a Lambda layer or a custom "
+                "function) and models are loaded in Keras safe mode; load only models you trust"
+            ) from None
+        raise UserError(f"model file {path} cannot be loaded: {message[:200]}") from None
+
+
+def latest_checkpoint(model_dir):
+    """Path prefix of the run's latest checkpoint; UserError if there is none."""
+    folder = os.path.join(model_dir, CHECKPOINT_DIR)
+    path = tf.train.latest_checkpoint(folder)
+    if path is None:
+        raise UserError(f"--model_dir {model_dir} has no checkpoint in {folder}")
+    return path
+
+
+def restore_checkpoint(run, num_classes, path):
+    """The plain float32 model of `run` (a `Run` with a config) with the weights at `path`.
+
+    The model's variables reach a checkpoint through the optimizer's list of the variables
+    it updates, so the run's optimizer is rebuilt too (its slots are not read).
+    """
+    cfg = run.config
+    towers = None
+    if run.layout == "towers":
+        device = tf.config.list_logical_devices()[0].name
+        towers = (device, device)  # both towers on one device: same variables, any machine
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        model = build_alexnet(
+            num_classes,
+            cfg.data.image_size,
+            lrn=cfg.model.lrn,
+            init=cfg.model.init,
+            tower_devices=towers,
+            dropout=cfg.model.dropout,
+            groups=cfg.model.groups,
+            pool_size=cfg.model.pool_size,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    optimizer = PaperSGD()
+    if cfg.train.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    try:
+        status = tf.train.Checkpoint(model=model, optimizer=optimizer).restore(path)
+        status.assert_existing_objects_matched().expect_partial()
+    except (AssertionError, ValueError, tf.errors.OpError) as err:
+        first = " ".join(str(err).split())[:200]
+        raise UserError(
+            f"checkpoint {path} does not fit a {num_classes}-class {run.layout} model built "
+            f"from {os.path.join(run.folder, config_lib.RUN_FILE)}: {first}"
+        ) from None
+    if towers is None:
+        return model
+    return export.plain_copy(model, cfg.model, num_classes, cfg.data.image_size)
+
+
+def find_model(eval_cfg, run):
+    """`(kind, path)` of the model `eval_cfg` (an `EvalConfig`) names: "keras" or "checkpoint".
+
+    Only looks at files (cheap), so a missing model is reported before any heavy work.
+    """
+    if eval_cfg.model_path:
+        if not os.path.isfile(eval_cfg.model_path):
+            raise UserError(f"--model {eval_cfg.model_path} does not exist")
+        return "keras", eval_cfg.model_path
+    model_dir = eval_cfg.model_dir
+    if not os.path.isdir(model_dir):
+        raise UserError(f"--model_dir {model_dir} does not exist")
+    if eval_cfg.checkpoint == "latest":
+        if run.config is None:
+            raise UserError(
+                f"--model_dir {model_dir} has no {config_lib.RUN_FILE}: the model of its "
+                "checkpoints cannot be rebuilt"
+            )
+        return "checkpoint", latest_checkpoint(model_dir)
+    if eval_cfg.checkpoint is not None:
+        raise UserError(f"--checkpoint {eval_cfg.checkpoint} is not 'latest'")
+    path = os.path.join(model_dir, export.MODEL_FILE)
+    if not os.path.isfile(path):
+        hint = (
+            "training writes it when it ends; --checkpoint latest scores the latest checkpoint"
+            if os.path.isdir(os.path.join(model_dir, CHECKPOINT_DIR))
+            else "is it a training run's folder?"
+        )
+        raise UserError(f"--model_dir {model_dir} has no {export.MODEL_FILE} ({hint})")
+    return "keras", path
+
+
+def load_model(kind, path, run, num_classes):
+    """The plain float32 model at `path` (`find_model`'s answer) as a `keras.Model`.
+
+    `num_classes` sizes the model rebuilt for a checkpoint (the run's classes.json, else
+    the data's classes).
+    """
+    if kind == "checkpoint":
+        return restore_checkpoint(run, num_classes, path)
+    return load_keras(path)

@@ -1,0 +1,65 @@
+"""Loading trained models: safe mode, and checkpoints of plain and towers runs."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from tinyrun import CLASSES, trained_run
+
+from alexnet_tf import model_files
+from alexnet_tf.config import EvalConfig
+from alexnet_tf.errors import UserError
+from alexnet_tf.layers import TowerConv2D
+from alexnet_tf.lrn import LocalResponseNormalization
+
+
+def test_a_model_file_holding_python_code_is_refused_in_one_line(tmp_path):
+    inputs = keras.Input((4,))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2.0)(inputs)).save(tmp_path / "m.keras")
+    with pytest.raises(UserError, match="m.keras was refused: it holds Python code") as refused:
+        model_files.load_keras(str(tmp_path / "m.keras"))
+    assert "\n" not in str(refused.value)
+
+
+def test_a_file_that_is_no_model_is_named(tmp_path):
+    (tmp_path / "junk.keras").write_text("not a zip")
+    with pytest.raises(UserError, match="junk.keras cannot be loaded"):
+        model_files.load_keras(str(tmp_path / "junk.keras"))
+
+
+def test_the_projects_own_layers_load_in_safe_mode(tmp_path_factory):
+    run = trained_run(tmp_path_factory)
+    model = model_files.load_keras(os.path.join(run.model_dir, "model.keras"))
+    assert isinstance(model.get_layer("conv2"), TowerConv2D)
+    assert isinstance(model.get_layer("norm1"), LocalResponseNormalization)
+
+
+@pytest.mark.parametrize("strategy", ["one_device", "towers"])
+def test_the_latest_checkpoint_holds_the_final_weights(tmp_path_factory, strategy):
+    # A towers run's checkpoint holds each tower's half of a layer as its own variable.
+    run = trained_run(tmp_path_factory, strategy)
+    info = model_files.read_run(run.model_dir)
+    assert info.layout == ("towers" if strategy == "towers" else "plain")
+    kind, path = model_files.find_model(
+        EvalConfig(model_dir=run.model_dir, checkpoint="latest"), info
+    )
+    assert kind == "checkpoint" and path.endswith("ckpt-2")
+    restored = model_files.load_model(kind, path, info, len(CLASSES))
+    final = model_files.load_keras(os.path.join(run.model_dir, "model.keras"))
+    assert len(restored.weights) == len(final.weights) == 16  # plain layout
+    for got, want in zip(restored.get_weights(), final.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_checkpoint_for_other_classes_is_refused(tmp_path_factory):
+    run = trained_run(tmp_path_factory)
+    info = model_files.read_run(run.model_dir)
+    path = model_files.latest_checkpoint(run.model_dir)
+    with pytest.raises(UserError, match=r"ckpt-2 does not fit a 5-class plain model"):
+        model_files.restore_checkpoint(info, 5, path)
+
+
+def test_a_run_without_checkpoints_is_named(tmp_path):
+    with pytest.raises(UserError, match=f"--model_dir {tmp_path} has no checkpoint in"):
+        model_files.latest_checkpoint(str(tmp_path))
