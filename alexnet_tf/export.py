@@ -86,8 +86,15 @@ def export_saved_model(model, data_cfg, stats, class_names, model_dir, top_k=5):
             lambda contents: preprocess_one(contents, 0),
             images,
             fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32),
+        )  # (N, S, S, 3)
+        # An empty request gets empty answers: TF 2.21's oneDNN convolution returns an
+        # empty batch's input unchanged, which the next layer's split rejects.
+        logits = tf.cond(
+            tf.shape(x)[0] > 0,
+            lambda: tf.cast(model(x, training=False), tf.float32),
+            lambda: tf.zeros([0, len(class_names)], tf.float32),
         )
-        probs = tf.nn.softmax(tf.cast(model(x, training=False), tf.float32))
+        probs = tf.nn.softmax(logits)  # (N, classes)
         top = tf.math.top_k(probs, k)
         return {
             "classes": top.indices,
