@@ -1,0 +1,88 @@
+"""`python -m alexnet_tf.bench eval`: 10-crop evaluation throughput on in-memory data.
+
+Times the real evaluation step (`steps.make_eval_step`: 10 crops per image through the
+model, softmax averaged, hits counted) on random batches of shape (B, 10, S, S, 3), after
+warm-up, as the median of several timed windows. One 10-crop image is 10 forward passes,
+so the report gives both images/s and crops/s. In the same process, with windows
+interleaved so that all see the same machine, it times the plain forward pass
+`model(x, training=False)` at batch B and at batch 10 B (the step's own forward batch),
+so "per-crop vs plain forward" tells what the step adds around the network.
+"""
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from alexnet_tf.bench.common import environment, peak_rss_mb, report
+
+CROPS = 10
+
+
+def _window(run, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+        result = run()
+    np.asarray(result)  # wait for the last call
+    return time.perf_counter() - start
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m alexnet_tf.bench eval", description=__doc__)
+    parser.add_argument("--batch_size", type=int, default=32, help="images (x10 crops) a step")
+    parser.add_argument("--image_size", type=int, default=227)
+    parser.add_argument("--num_classes", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls of each first")
+    parser.add_argument("--steps", type=int, default=2, help="calls per timed window")
+    parser.add_argument("--windows", type=int, default=3, help="timed windows (median)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    return parser.parse_args(argv)
+
+
+def main(argv):
+    args = parse(argv)
+    import tensorflow as tf
+
+    from alexnet_tf import build_alexnet
+    from alexnet_tf.steps import make_eval_step
+
+    b, s = args.batch_size, args.image_size
+    rng = np.random.default_rng(0)
+    crops = tf.constant(rng.normal(size=(b, CROPS, s, s, 3)), tf.float32)  # (B, 10, S, S, 3)
+    flat = tf.reshape(crops, (b * CROPS, s, s, 3))  # (10 B, S, S, 3)
+    labels = tf.constant(rng.integers(0, args.num_classes, b), tf.int32)
+    model = build_alexnet(args.num_classes, s, seed=0)
+    step = make_eval_step(model, tf.distribute.get_strategy())
+    forward = tf.function(lambda x: model(x, training=False))
+    runs = {  # name: (call, images per call)
+        "ten_crop": (lambda: step(crops, labels)["count"], b),
+        "forward": (lambda: forward(flat[:b]), b),
+        "forward_10b": (lambda: forward(flat), b * CROPS),
+    }
+    for run, _ in runs.values():
+        _window(run, args.warmup)
+    times = {name: [] for name in runs}
+    for _ in range(args.windows):  # interleaved: all see the same machine state
+        for name, (run, _) in runs.items():
+            times[name].append(_window(run, args.steps))
+    rate = {name: args.steps * n / statistics.median(times[name]) for name, (_, n) in runs.items()}
+
+    per_crop = rate["ten_crop"] * CROPS
+    result = {
+        "benchmark": "eval",
+        "images_per_sec": round(rate["ten_crop"], 2),  # 10-crop images, 10 passes each
+        "crops_per_sec": round(per_crop, 1),
+        "forward_images_per_sec": round(rate["forward"], 1),  # model(x) at batch B
+        "forward_10b_images_per_sec": round(rate["forward_10b"], 1),  # at batch 10 B
+        "per_crop_vs_forward": round(per_crop / rate["forward"], 3),
+        "per_crop_vs_forward_10b": round(per_crop / rate["forward_10b"], 3),
+        "batch_size": b,
+        "forward_batch": b * CROPS,
+        "image_size": s,
+        "num_classes": args.num_classes,
+        "window_images_per_sec": [round(args.steps * b / t, 2) for t in times["ten_crop"]],
+    }
+    result.update(environment(), peak_rss_mb=round(peak_rss_mb()))
+    report(result, args.json)
+    return 0
