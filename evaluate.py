@@ -1,7 +1,25 @@
-"""Evaluates AlexNet with the paper's 10-crop protocol. Placeholder until evaluation lands."""
+"""Scores a trained AlexNet: `python evaluate.py --model_dir DIR [--data_dir DIR] ...`.
 
-import sys
+The paper's 10-crop protocol by default (`--crops 1`: the centre crop), on the
+validation split, printed beside the published figures; `--output FILE.json` keeps
+the numbers. Flags: `python evaluate.py --help`; docs/EVALUATION.md.
+"""
+
+from alexnet_tf.quiet import tensorflow_imported
+
+tensorflow_imported()
+
+from alexnet_tf import cli  # noqa: E402
+
+cli.define_eval_flags()
+
+
+def main(argv):
+    del argv
+    from alexnet_tf.evaluator import evaluate
+
+    evaluate(cli.eval_config())
+
 
 if __name__ == "__main__":
-    print("evaluate.py: evaluation is not built yet.", file=sys.stderr)
-    sys.exit(1)
+    cli.run(main)

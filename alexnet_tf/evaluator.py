@@ -1,0 +1,175 @@
+"""Scoring a trained model on the validation split: the one function `evaluate.py` calls.
+
+`evaluate(cfg)` scores the model `cfg.eval` names (`model_files`) with the paper's test
+protocol by default (Sec. 4.1: 10 crops, softmax averaged; `crops=1`: the centre crop),
+on the validation split of the same sources training reads, with the run's own
+preprocessing (run.json) and input statistics (input_stats.npz). It reuses training's
+scoring loop (`evaluation.score`), so a number here means what a validation number in
+training means, and it checks that every listed image was scored exactly once.
+
+Order of work, so that every mistake shows before anything heavy:
+model files found -> devices and strategy -> data listed, bad files, statistics ->
+model loaded and checked against the data -> scoring -> count check -> table, JSON.
+"""
+
+import logging
+import os
+import sys
+import time
+
+import keras
+import tensorflow as tf
+
+from alexnet_tf import imagenet_names, model_files, report
+from alexnet_tf.distribute import check_batch_size, configure_cpu_devices, make_placement
+from alexnet_tf.errors import UserError
+from alexnet_tf.evaluation import score
+from alexnet_tf.file_check import drop_bad_files
+from alexnet_tf.input_stats import STATS_FILE, load_stats
+from alexnet_tf.sources import load_source
+from alexnet_tf.steps import make_eval_step
+
+log = logging.getLogger(__name__)
+
+PROGRESS_SECONDS = 10.0  # between progress lines while scoring
+
+
+def evaluate(cfg, stream=None):
+    """Scores `cfg.eval`'s model on `cfg.data`'s validation split; returns the JSON report.
+
+    Prints the comparison table (and a summary) to `stream` (stdout), progress lines to
+    stderr, and writes `cfg.eval.output` if set. Raises `UserError` for the user's mistakes:
+    no model, a model that does not fit the data, images that could not all be scored.
+    """
+    stream = stream or sys.stdout
+    e = cfg.eval
+    folder = model_files.model_folder(e.model_dir, e.model_path)
+    run = model_files.read_run(folder)
+    kind, path = model_files.find_model(e, run)
+    configure_cpu_devices(e.cpu_devices)
+    placement = make_placement(_strategy_kind(e.strategy))
+    check_batch_size(e.batch_size, placement)
+
+    listed = load_source(cfg.data, "val")
+    source = drop_bad_files(
+        listed, folder, mode=cfg.data.check_files, max_bad_fraction=cfg.data.max_bad_fraction
+    )
+    stats = load_stats(folder)
+    if cfg.data.mean == "pixel" and stats.resize != cfg.data.resize:
+        raise UserError(
+            f"--resize {cfg.data.resize} differs from the {stats.resize} of the mean image in "
+            f"{os.path.join(folder, STATS_FILE)}"
+        )
+    num_classes = len(run.class_names) if run.class_names else source.num_classes
+    model = model_files.load_model(kind, path, run, num_classes)
+    _check_fits(model, path, cfg.data.image_size, source, run)
+    strategy = placement.strategy
+    if placement.replicas > 1:
+        model = replicated(model, strategy)
+
+    print(
+        f"scoring {path}\n  on {source.num_examples} images of {source.root}: "
+        f"{report.protocol(e.crops)} ({e.crops} forward pass{'es' if e.crops > 1 else ''} "
+        f"per image), batch {e.batch_size}, {placement.kind} ({placement.replicas} "
+        f"replica{'s' if placement.replicas > 1 else ''})",
+        file=stream,
+        flush=True,
+    )
+    start = time.monotonic()
+    result = score(
+        make_eval_step(model, strategy),
+        strategy,
+        cfg.data,
+        source,
+        stats,
+        crops=e.crops,
+        batch_size=e.batch_size,
+        progress_seconds=PROGRESS_SECONDS,
+        label=f"evaluate {report.protocol(e.crops)}",
+    )
+    seconds = time.monotonic() - start
+    _check_count(result["count"], source)
+    result["num_classes"] = source.num_classes
+
+    data_dir = cfg.data.data_dir
+    parent = os.path.dirname(os.path.abspath(data_dir)) if data_dir else None
+    readable = imagenet_names.readable_names(source.class_names, (folder, data_dir, parent))
+    skipped = listed.num_examples - source.num_examples
+    out = report.to_json(
+        result,
+        source.class_names,
+        readable,
+        model=path,
+        model_kind=kind,
+        data=source.root,
+        dataset=cfg.data.dataset,
+        image_size=cfg.data.image_size,
+        resize=cfg.data.resize,
+        batch_size=e.batch_size,
+        strategy=placement.kind,
+        replicas=placement.replicas,
+        skipped_bad_files=skipped,
+        seconds=round(seconds, 3),
+        images_per_sec=round(result["count"] / seconds, 2) if seconds > 0 else None,
+    )
+    every = f"all {listed.num_examples} listed"
+    if skipped:
+        every += f" less {skipped} bad file(s) in {folder}/bad_files_{source.split}.json"
+    print(
+        f"scored {result['count']} images, each exactly once ({every}) in {seconds:.1f} s, "
+        f"{out['images_per_sec']} images/s\n",
+        file=stream,
+    )
+    print("\n".join(report.comparison_table(result)), file=stream, flush=True)
+    if e.output:
+        print(f"\nwrote {report.write_json(e.output, out)}", file=stream, flush=True)
+    return out
+
+
+def _strategy_kind(kind):
+    """evaluate.py's strategies: `auto` is mirrored with two or more GPUs, else one device."""
+    if kind not in ("auto", "one_device", "mirrored"):
+        raise UserError(f"--strategy {kind} is not one of auto, one_device, mirrored")
+    if kind == "auto":
+        return "mirrored" if len(tf.config.list_physical_devices("GPU")) >= 2 else "one_device"
+    return kind
+
+
+def _check_fits(model, path, image_size, source, run):
+    """The model must take `image_size` images and predict the data's classes."""
+    classes = model.output_shape[-1]
+    if classes != source.num_classes:
+        raise UserError(
+            f"{path} predicts {classes} classes but {source.root} has {source.num_classes}"
+        )
+    size = model.input_shape[1]
+    if size != image_size:
+        raise UserError(f"--image_size {image_size} does not fit {path}, which takes {size} px")
+    if run.class_names and tuple(run.class_names) != tuple(source.class_names):
+        differ = [
+            f"{a}/{b}" for a, b in zip(run.class_names, source.class_names, strict=True) if a != b
+        ]
+        log.warning(
+            "the classes of %s differ from the run's classes.json (%s ...): scores assume "
+            "the same class order",
+            source.root,
+            ", ".join(differ[:3]),
+        )
+
+
+def replicated(model, strategy):
+    """A copy of `model` whose variables `strategy` mirrors on each of its replicas."""
+    with strategy.scope():
+        copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _check_count(count, source):
+    """Every image of the checked source must have been scored once."""
+    if count != source.num_examples:
+        raise UserError(
+            f"scored {count} of the {source.num_examples} images of {source.root}: "
+            f"{source.num_examples - count} failed to decode during scoring (logged above); "
+            "--check_files decode finds such files before scoring and leaves them out"
+        )
