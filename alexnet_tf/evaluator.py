@@ -15,6 +15,7 @@ model loaded and checked against the data -> scoring -> count check -> table, JS
 import logging
 import os
 import sys
+import tempfile
 import time
 
 import keras
@@ -51,8 +52,10 @@ def evaluate(cfg, stream=None):
     check_batch_size(e.batch_size, placement)
 
     listed = load_source(cfg.data, "val")
+    # The bad-file report goes beside the model, or to a temporary folder if that is read-only.
+    reports = folder if os.access(folder, os.W_OK) else tempfile.gettempdir()
     source = drop_bad_files(
-        listed, folder, mode=cfg.data.check_files, max_bad_fraction=cfg.data.max_bad_fraction
+        listed, reports, mode=cfg.data.check_files, max_bad_fraction=cfg.data.max_bad_fraction
     )
     stats = load_stats(folder)
     if cfg.data.mean == "pixel" and stats.resize != cfg.data.resize:
@@ -114,7 +117,7 @@ def evaluate(cfg, stream=None):
     )
     every = f"all {listed.num_examples} listed"
     if skipped:
-        every += f" less {skipped} bad file(s) in {folder}/bad_files_{source.split}.json"
+        every += f" less {skipped} bad file(s) in {reports}/bad_files_{source.split}.json"
     print(
         f"scored {result['count']} images, each exactly once ({every}) in {seconds:.1f} s, "
         f"{out['images_per_sec']} images/s\n",
