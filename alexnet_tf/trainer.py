@@ -67,155 +67,106 @@ def train_and_evaluate(cfg):
 
 
 def _train(cfg, placement):
-    t = cfg.train
-    model_dir = t.model_dir
     _check_run_folder(cfg, placement)
-    workdir = (
-        model_dir
-        if placement.is_chief
-        else os.path.join(model_dir, f".worker-{placement.worker_index}")
-    )
-
-    inputs = prepare_inputs(cfg.data, workdir)
-    steps_per_epoch = _steps_per_epoch(cfg, inputs.train.num_examples)
-    strategy = placement.strategy
-    with strategy.scope():
-        model = build_alexnet(
-            inputs.num_classes,
-            cfg.data.image_size,
-            lrn=cfg.model.lrn,
-            init=cfg.model.init,
-            tower_devices=placement.tower_devices,
-            dropout=cfg.model.dropout,
-            groups=cfg.model.groups,
-            pool_size=cfg.model.pool_size,
-            seed=cfg.data.seed,
-        )
-        optimizer = PaperSGD(t.learning_rate, t.momentum, t.weight_decay, t.decay_biases)
-        if t.mixed_precision == "float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        optimizer.build(model.trainable_variables)
-        model.compile(optimizer=optimizer)  # ReduceLROnPlateau reads model.optimizer
-    state = RunState()  # plain host variables: every worker runs the same loop
-    checkpoints = Checkpoints(
-        model_dir,
-        model,
-        optimizer,
-        state,
-        is_chief=placement.is_chief,
-        worker_index=placement.worker_index,
-        keep=t.keep_checkpoints,
-    )
-    plateau = keras.callbacks.ReduceLROnPlateau(
-        monitor="val_error",
-        mode="min",
-        factor=t.plateau_factor,
-        patience=t.plateau_patience,
-        min_lr=t.min_learning_rate,
-        verbose=1,
-    )
-    callbacks = keras.callbacks.CallbackList([plateau], model=model)
-    callbacks.on_train_begin()
-    resumed = checkpoints.restore()
-    if resumed:
-        state.load_plateau(plateau)
-        log.info(
-            "resuming %s: epoch %d, step %d of %d, learning rate %g",
-            resumed,
-            int(state.epoch) + 1,
-            int(state.step_in_epoch),
-            steps_per_epoch,
-            _learning_rate(optimizer),
-        )
-
-    summaries = Summaries(model_dir, enabled=placement.is_chief)
-    if not resumed:
-        summaries.hparams(_hparams(cfg, placement))
-    train_step = make_train_step(
-        model,
-        optimizer,
-        strategy,
-        t.batch_size,
-        t.jit_compile,
-        check_gradients=t.mixed_precision != "float16",
-    )
-    eval_step = make_eval_step(model, strategy)
-    loop = _Loop(
-        cfg,
-        placement,
-        model,
-        optimizer,
-        state,
-        checkpoints,
-        summaries,
-        inputs,
-        steps_per_epoch,
-        train_step,
-    )
+    workdir = cfg.train.model_dir
+    if not placement.is_chief:
+        workdir = os.path.join(workdir, f".worker-{placement.worker_index}")
+    run = _Run(cfg, placement, prepare_inputs(cfg.data, workdir))
     val = None
     with _StopSignals() as signals:
-        for epoch in range(int(state.epoch), t.epochs):
-            loop.run_epoch(epoch, signals)
-            val = score(
-                eval_step,
-                strategy,
-                cfg.data,
-                inputs.val,
-                inputs.stats,
-                batch_size=t.batch_size,
-                max_batches=t.val_steps,
-                progress_seconds=None,
-            )
-            callbacks.on_epoch_end(epoch, {"val_error": 1.0 - val["top1"], "val_loss": val["loss"]})
-            state.save_plateau(plateau)
-            state.epoch.assign(epoch + 1)
-            state.step_in_epoch.assign(0)
-            loop.end_epoch(epoch, val)
-            checkpoints.save(loop.global_step)
+        for epoch in range(int(run.state.epoch), cfg.train.epochs):
+            run.train_epoch(epoch, signals)
+            val = run.validate()
+            run.end_epoch(epoch, val)
             if signals.received:
-                raise signals.stopped(loop.global_step)
+                raise signals.stopped(run.global_step)
     if val is None:  # resumed a run that had already finished
-        val = score(
-            eval_step,
-            strategy,
-            cfg.data,
-            inputs.val,
-            inputs.stats,
-            batch_size=t.batch_size,
-            max_batches=t.val_steps,
-        )
-    _finish(cfg, placement, model, inputs, val, loop.global_step)
+        val = run.validate()
+    _finish(cfg, placement, run.model, run.inputs, val, run.global_step)
     return val
 
 
-class _Loop:
-    """One epoch of steps, with the bookkeeping around them (progress, summaries, saves)."""
+class _Run:
+    """A run's model, optimizer, state and writers, and the epoch-level steps on them."""
 
-    def __init__(
-        self,
-        cfg,
-        placement,
-        model,
-        optimizer,
-        state,
-        checkpoints,
-        summaries,
-        inputs,
-        steps_per_epoch,
-        train_step,
-    ):
-        self.cfg, self.placement, self.model, self.optimizer = cfg, placement, model, optimizer
-        self.state, self.checkpoints, self.summaries = state, checkpoints, summaries
-        self.inputs, self.steps_per_epoch, self.train_step = inputs, steps_per_epoch, train_step
+    def __init__(self, cfg, placement, inputs):
+        t = cfg.train
+        self.cfg, self.placement, self.inputs = cfg, placement, inputs
+        self.steps_per_epoch = _steps_per_epoch(cfg, inputs.train.num_examples)
+        strategy = placement.strategy
+        with strategy.scope():
+            m = cfg.model
+            self.model = build_alexnet(
+                inputs.num_classes,
+                cfg.data.image_size,
+                lrn=m.lrn,
+                init=m.init,
+                tower_devices=placement.tower_devices,
+                dropout=m.dropout,
+                groups=m.groups,
+                pool_size=m.pool_size,
+                seed=cfg.data.seed,
+            )
+            optimizer = PaperSGD(t.learning_rate, t.momentum, t.weight_decay, t.decay_biases)
+            if t.mixed_precision == "float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer.build(self.model.trainable_variables)
+            self.model.compile(optimizer=optimizer)  # ReduceLROnPlateau reads model.optimizer
+        self.optimizer = optimizer
+        self.state = RunState()  # plain host variables: every worker runs the same loop
+        self.checkpoints = Checkpoints(
+            t.model_dir,
+            self.model,
+            optimizer,
+            self.state,
+            is_chief=placement.is_chief,
+            worker_index=placement.worker_index,
+            keep=t.keep_checkpoints,
+        )
+        self.plateau = keras.callbacks.ReduceLROnPlateau(
+            monitor="val_error",
+            mode="min",
+            factor=t.plateau_factor,
+            patience=t.plateau_patience,
+            min_lr=t.min_learning_rate,
+            verbose=1,
+        )
+        self.callbacks = keras.callbacks.CallbackList([self.plateau], model=self.model)
+        self.callbacks.on_train_begin()
+        self.summaries = Summaries(t.model_dir, enabled=placement.is_chief)
+        self._restore_or_start()
         self.global_step = int(optimizer.iterations.numpy())
-        self.mean = inputs.stats.channel_mean
-        self.std = 1.0 / inputs.stats.scale(cfg.data.normalize)
+        self.train_step = make_train_step(
+            self.model,
+            optimizer,
+            strategy,
+            t.batch_size,
+            t.jit_compile,
+            check_gradients=t.mixed_precision != "float16",
+        )
+        self.eval_step = make_eval_step(self.model, strategy)
+        self.display_mean = inputs.stats.channel_mean
+        self.display_std = 1.0 / inputs.stats.scale(cfg.data.normalize)
         self.epoch_start = time.monotonic()
-        self.train_totals = None
-        self.images_per_sec = 0.0
+        self.train_totals = _Totals()
 
-    def _dataset(self, epoch, skip_steps):
-        cfg, strategy = self.cfg, self.placement.strategy
+    def _restore_or_start(self):
+        resumed = self.checkpoints.restore()
+        if not resumed:
+            self.summaries.hparams(_hparams(self.cfg, self.placement))
+            return
+        self.state.load_plateau(self.plateau)
+        log.info(
+            "resuming %s: epoch %d, step %d of %d, learning rate %g",
+            resumed,
+            int(self.state.epoch) + 1,
+            int(self.state.step_in_epoch),
+            self.steps_per_epoch,
+            _learning_rate(self.optimizer),
+        )
+
+    def _batches(self, epoch, skip_steps):
+        cfg = self.cfg
 
         def dataset_fn(input_context):
             # A pipeline feeds replicas / pipelines replicas per step.
@@ -231,12 +182,13 @@ class _Loop:
                 input_context=input_context,
             )
 
-        return iter(strategy.distribute_datasets_from_function(dataset_fn))
+        return iter(self.placement.strategy.distribute_datasets_from_function(dataset_fn))
 
-    def run_epoch(self, epoch, signals):
+    def train_epoch(self, epoch, signals):
+        """The rest of `epoch`'s steps (all of them, unless resuming mid-epoch)."""
         t = self.cfg.train
         start = int(self.state.step_in_epoch)
-        batches = self._dataset(epoch, start)
+        batches = self._batches(epoch, start)
         progress = Progress(
             f"epoch {epoch + 1}/{t.epochs}",
             self.steps_per_epoch,
@@ -270,9 +222,11 @@ class _Loop:
             self.state.step_in_epoch.assign(step + 1)
             window.add(metrics)
             self.train_totals.add(metrics)
-            if self.global_step == 1 or step == start:
+            if step == start:  # what the net sees, once per epoch
                 local = self.placement.strategy.experimental_local_results(images)[0]
-                self.summaries.inputs(self.global_step, local.numpy(), self.mean, self.std)
+                self.summaries.inputs(
+                    self.global_step, local.numpy(), self.display_mean, self.display_std
+                )
             printed = progress.last_print
             progress.update(
                 step + 1,
@@ -287,7 +241,46 @@ class _Loop:
             if signals.received:
                 self.checkpoints.save(self.global_step)
                 raise signals.stopped(self.global_step)
-        self.images_per_sec = progress.images_per_sec
+
+    def validate(self):
+        t = self.cfg.train
+        return score(
+            self.eval_step,
+            self.placement.strategy,
+            self.cfg.data,
+            self.inputs.val,
+            self.inputs.stats,
+            batch_size=t.batch_size,
+            max_batches=t.val_steps,
+        )
+
+    def end_epoch(self, epoch, val):
+        """The plateau's decision, the epoch's dashboards and line, and a checkpoint."""
+        self.callbacks.on_epoch_end(
+            epoch, {"val_error": 1.0 - val["top1"], "val_loss": val["loss"]}
+        )
+        self.state.save_plateau(self.plateau)
+        self.state.epoch.assign(epoch + 1)
+        self.state.step_in_epoch.assign(0)
+        s, lr = self.summaries, _learning_rate(self.optimizer)
+        s.scalars(s.val, self.global_step, {k: val[k] for k in ("loss", "top1", "top5")})
+        s.scalars(s.train, self.global_step, {"learning_rate": lr})
+        s.conv1_filters(self.global_step, self.model.get_layer("conv1").get_weights()[0])
+        s.flush()
+        took = format_duration(time.monotonic() - self.epoch_start)
+        totals = self.train_totals
+        train = (
+            f"train loss {totals.mean('loss'):.3f} top-1 {totals.rate('top1'):.1%}  |  "
+            if totals.count
+            else ""
+        )
+        print(
+            f"epoch {epoch + 1}/{self.cfg.train.epochs} done in {took}  |  {train}"
+            f"val loss {val['loss']:.3f} top-1 {val['top1']:.1%} top-5 {val['top5']:.1%} "
+            f"({val['count']} images)  |  lr {lr:g}",
+            flush=True,
+        )
+        self.checkpoints.save(self.global_step)
 
     def _write_train(self, totals, images_per_sec):
         if totals.count:
@@ -317,28 +310,6 @@ class _Loop:
                 window[1],
                 self.cfg.train.model_dir,
             )
-
-    def end_epoch(self, epoch, val):
-        s = self.summaries
-        s.scalars(
-            s.val, self.global_step, {"loss": val["loss"], "top1": val["top1"], "top5": val["top5"]}
-        )
-        s.scalars(s.train, self.global_step, {"learning_rate": _learning_rate(self.optimizer)})
-        s.conv1_filters(self.global_step, self.model.get_layer("conv1").get_weights()[0])
-        s.flush()
-        took = format_duration(time.monotonic() - self.epoch_start)
-        totals = self.train_totals
-        train = (
-            f"train loss {totals.mean('loss'):.3f} top-1 {totals.rate('top1'):.1%}  |  "
-            if totals and totals.count
-            else ""
-        )
-        print(
-            f"epoch {epoch + 1}/{self.cfg.train.epochs} done in {took}  |  {train}"
-            f"val loss {val['loss']:.3f} top-1 {val['top1']:.1%} top-5 {val['top5']:.1%} "
-            f"({val['count']} images)  |  lr {_learning_rate(self.optimizer):g}",
-            flush=True,
-        )
 
 
 class _Totals:
