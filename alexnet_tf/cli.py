@@ -337,7 +337,21 @@ def run(main):
             print(f"stopped: {err}", file=sys.stderr)
             sys.exit(err.exit_code)
 
+    if any(arg in ("-h", "--help", "--helpshort", "-?") for arg in sys.argv[1:]):
+        _print_help()
+        sys.exit(0)
     app.run(guarded)
+
+
+def _print_help():
+    """The command's docstring and its flags (absl's own --help lists only flags defined
+    in the main module, and exits 1)."""
+    doc = (sys.modules["__main__"].__doc__ or "").strip()
+    codes = "\n".join(f"  {code:3d}  {what}" for code, what in EXIT_CODES.items())
+    try:
+        print(f"{doc}\n\nflags:\n{FLAGS.module_help(__name__)}\n\nexit codes:\n{codes}")
+    except BrokenPipeError:  # `--help | head`
+        pass
 
 
 def _quiet_logging():

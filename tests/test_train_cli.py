@@ -275,3 +275,10 @@ def test_multi_worker_training_on_two_local_processes(data_dir, tmp_path):
     result = json.loads((run / "result.json").read_text())
     assert result["val_count"] == 9  # each worker scored its shard; the sums count all
     assert not [p for p in os.listdir(run) if p.startswith(".worker-1-scratch")]
+
+
+def test_help_lists_the_flags_and_exit_codes_and_exits_0():
+    done = train("--help", timeout=120)
+    assert done.returncode == 0, done.stderr
+    for text in ("--data_dir", "--strategy", "--mixed_precision", "exit codes:", "143"):
+        assert text in done.stdout
