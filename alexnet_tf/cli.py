@@ -6,6 +6,7 @@ A user's mistake surfaces as one line on stderr and exit status 2 (`UserError`),
 before any heavy work; see `EXIT_CODES` for the others.
 """
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -348,10 +349,8 @@ def _print_help():
     in the main module, and exits 1)."""
     doc = (sys.modules["__main__"].__doc__ or "").strip()
     codes = "\n".join(f"  {code:3d}  {what}" for code, what in EXIT_CODES.items())
-    try:
+    with contextlib.suppress(BrokenPipeError):  # `--help | head`
         print(f"{doc}\n\nflags:\n{FLAGS.module_help(__name__)}\n\nexit codes:\n{codes}")
-    except BrokenPipeError:  # `--help | head`
-        pass
 
 
 def _quiet_logging():
