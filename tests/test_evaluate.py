@@ -12,7 +12,7 @@ import pytest
 from imagefiles import encode, image_folder, pattern, write
 from tinyrun import CLASSES, VAL_PER_CLASS, trained_run
 
-from alexnet_tf import evaluator, model_files, report
+from alexnet_tf import evaluator, model_files, prepare, report
 from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.config import Config, EvalConfig
 from alexnet_tf.errors import UserError
@@ -130,6 +130,15 @@ def test_every_image_is_scored_once_on_one_device_and_on_two(run, crops):
     assert f"scored {VAL_COUNT} images, each exactly once" in printed
     assert two["per_class"] == one["per_class"]
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+
+
+def test_tfrecord_shards_are_scored_once_too(run, tmp_path):
+    shards = str(tmp_path / "shards")
+    prepare.prepare(run.config.data, shards, images_per_shard=2, progress=io.StringIO())
+    result, _ = evaluate(eval_config(run, shards, batch_size=4, strategy="mirrored"))
+    assert result["dataset"] == "folder" and result["data"] == shards  # found the shards
+    assert result["count"] == VAL_COUNT
+    assert [c["count"] for c in result["per_class"].values()] == [VAL_PER_CLASS] * len(CLASSES)
 
 
 def test_an_image_that_fails_to_decode_while_scoring_is_not_silently_dropped(run, tmp_path):

@@ -35,10 +35,13 @@ def test_the_projects_own_layers_load_in_safe_mode(tmp_path_factory):
     assert isinstance(model.get_layer("norm1"), LocalResponseNormalization)
 
 
-@pytest.mark.parametrize("strategy", ["one_device", "towers"])
-def test_the_latest_checkpoint_holds_the_final_weights(tmp_path_factory, strategy):
-    # A towers run's checkpoint holds each tower's half of a layer as its own variable.
-    run = trained_run(tmp_path_factory, strategy)
+@pytest.mark.parametrize(
+    "strategy, mixed_precision", [("one_device", None), ("towers", None), ("one_device", "float16")]
+)
+def test_the_latest_checkpoint_holds_the_final_weights(tmp_path_factory, strategy, mixed_precision):
+    # A towers run's checkpoint holds each tower's half of a layer as its own variable; a
+    # float16 run's optimizer is wrapped in a LossScaleOptimizer, which moves its variables.
+    run = trained_run(tmp_path_factory, strategy, mixed_precision)
     info = model_files.read_run(run.model_dir)
     assert info.layout == ("towers" if strategy == "towers" else "plain")
     kind, path = model_files.find_model(

@@ -26,10 +26,12 @@ class TinyRun:
     config: Config
 
 
-def trained_run(tmp_path_factory, strategy="one_device"):
-    """The `TinyRun` trained with `strategy` ("one_device" or "towers"), trained once."""
-    if strategy not in _RUNS:
-        root = tmp_path_factory.mktemp(f"tinyrun_{strategy}")
+def trained_run(tmp_path_factory, strategy="one_device", mixed_precision=None):
+    """The `TinyRun` trained with `strategy` ("one_device" or "towers") and `mixed_precision`
+    (None or "float16"), trained once per session."""
+    key = (strategy, mixed_precision)
+    if key not in _RUNS:
+        root = tmp_path_factory.mktemp(f"tinyrun_{strategy}_{mixed_precision}")
         data_dir = image_folder(
             root / "data", CLASSES, size=(40, 52), splits={"train": 8, "val": VAL_PER_CLASS}
         )
@@ -45,8 +47,9 @@ def trained_run(tmp_path_factory, strategy="one_device"):
                 checkpoint_every=1,
                 progress_seconds=60.0,
                 strategy=strategy,
+                mixed_precision=mixed_precision,
             ),
         )
         trainer.train_and_evaluate(cfg)
-        _RUNS[strategy] = TinyRun(data_dir, cfg.train.model_dir, cfg)
-    return _RUNS[strategy]
+        _RUNS[key] = TinyRun(data_dir, cfg.train.model_dir, cfg)
+    return _RUNS[key]
