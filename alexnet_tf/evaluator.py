@@ -47,6 +47,8 @@ def evaluate(cfg, stream=None):
     folder = model_files.model_folder(e.model_dir, e.model_path)
     run = model_files.read_run(folder)
     kind, path = model_files.find_model(e, run)
+    if e.output:
+        _check_writable(e.output)
     configure_cpu_devices(e.cpu_devices)
     placement = make_placement(_strategy_kind(e.strategy))
     check_batch_size(e.batch_size, placement)
@@ -136,6 +138,17 @@ def _strategy_kind(kind):
     if kind == "auto":
         return "mirrored" if len(tf.config.list_physical_devices("GPU")) >= 2 else "one_device"
     return kind
+
+
+def _check_writable(path):
+    """`--output` must be writable, which is known before scoring, not after."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--output {path}: cannot create {folder}: {err.strerror}") from None
+    if os.path.isdir(path) or not os.access(folder, os.W_OK):
+        raise UserError(f"--output {path} is not a writable file path")
 
 
 def _check_fits(model, path, image_size, source, run):

@@ -192,6 +192,13 @@ def test_a_model_dir_without_a_model_is_named(tmp_path, run):
         evaluate(latest)
 
 
+def test_an_output_path_that_cannot_be_written_is_named_before_scoring(run, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    path = str(tmp_path / "a_file" / "eval.json")
+    with pytest.raises(UserError, match=f"--output {path}: cannot create"):
+        evaluate(eval_config(run, output=path))
+
+
 def test_a_model_for_other_classes_is_refused(run, tmp_path):
     data = val_only_folder(tmp_path / "data", ("ant", "bee"), 1)
     with pytest.raises(UserError, match=r"model.keras predicts 3 classes but .*val has 2"):
