@@ -62,25 +62,30 @@ class _TowerLayer(keras.layers.Layer):
         return self.tower_devices or (None,)
 
     def _add_tower_variables(self, kernel_shape):
-        """Kernel and bias per tower (one "tower" in the plain model), each on its device."""
+        """Kernel and bias per tower (one "tower" in the plain model), each on its device.
+
+        Each variable is also an attribute (`kernel`, `bias`, or `kernel_tower0` ...):
+        TF checkpoints find a layer's variables through its attributes, not through
+        the lists `kernels` and `biases` that `call` uses.
+        """
         self.kernels, self.biases = [], []
         for t, (device, units) in enumerate(
             zip(self.devices, tower_sizes(self.units, len(self.devices)), strict=True)
         ):
             suffix = "" if self.tower_devices is None else f"_tower{t}"
             with tf.device(device):
-                self.kernels.append(
-                    self.add_weight(
-                        name="kernel" + suffix,
-                        shape=(*kernel_shape, units),
-                        initializer=_reseeded(self.kernel_initializer, t),
-                    )
+                kernel = self.add_weight(
+                    name="kernel" + suffix,
+                    shape=(*kernel_shape, units),
+                    initializer=_reseeded(self.kernel_initializer, t),
                 )
-                self.biases.append(
-                    self.add_weight(
-                        name="bias" + suffix, shape=(units,), initializer=self.bias_initializer
-                    )
+                bias = self.add_weight(
+                    name="bias" + suffix, shape=(units,), initializer=self.bias_initializer
                 )
+            setattr(self, "kernel" + suffix, kernel)
+            setattr(self, "bias" + suffix, bias)
+            self.kernels.append(kernel)
+            self.biases.append(bias)
 
     def get_weights(self):
         """`[kernel, bias]` in the plain layer's layout, whatever the placement."""

@@ -230,3 +230,15 @@ def test_copy_weights_names_a_mismatched_layer():
             build_alexnet(num_classes=10, image_size=67),
             build_alexnet(num_classes=5, image_size=67),
         )
+
+
+@pytest.mark.parametrize("towers", [None, TWO_CPUS], ids=["plain", "towers"])
+def test_a_tf_checkpoint_of_the_model_alone_holds_and_restores_every_weight(tmp_path, towers):
+    model = build_alexnet(num_classes=5, image_size=67, seed=1, tower_devices=towers)
+    path = tf.train.Checkpoint(model=model).write(str(tmp_path / "ckpt"))
+    saved = tf.train.load_checkpoint(path).get_variable_to_shape_map()
+    assert len([k for k in saved if k.startswith("model/")]) == len(model.weights)
+    other = build_alexnet(num_classes=5, image_size=67, seed=2, tower_devices=towers)
+    tf.train.Checkpoint(model=other).read(path).assert_existing_objects_matched()
+    for a, b in zip(model.get_weights(), other.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
