@@ -10,6 +10,7 @@ two devices compute exactly what a one-device model computes.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 # name: (k, alpha on the raw sum of squares, beta, size, groups)
@@ -21,6 +22,66 @@ PRESETS = {
     # Caffe's bvlc_alexnet: k = 1, alpha 1e-4 / n, normalises across all maps.
     "caffe": (1.0, 2e-5, 0.75, 5, 1),
 }
+
+
+def _band(channels, size):
+    """(C, C) 0/1 matrix: entry [i, j] is 1 when maps i and j are within size // 2."""
+    index = np.arange(channels)
+    return (np.abs(index[:, None] - index[None, :]) <= size // 2).astype(np.float32)
+
+
+def local_response_norm(x, k, alpha, beta, size, groups):
+    """The formula on float32 `x` (..., C), channels in `groups` independent groups.
+
+    Same values as `tf.nn.local_response_normalization` (tests compare them), about 2-3x
+    faster for forward + backward on CPU: the neighbour sums are one matmul with a band
+    matrix per group (TF's own CPU kernel does that too), the power for the paper's
+    beta = 0.75 is rsqrt(d) * sqrt(rsqrt(d)) instead of `pow`, and the gradient is
+    written out instead of TF's LRNGrad kernel, which loops over the window per value:
+
+        y = x * d^-beta,  d = k + alpha * S(x^2),  S = sum over the window
+        dL/dx = g * d^-beta - 2 alpha beta * x * S(g * x * d^-beta / d)
+
+    (S is symmetric, so the backward sum is the same matmul.)
+    """
+    per_group = x.shape[-1] // groups
+    band = tf.constant(_band(per_group, size))
+
+    def window_sum(t):
+        # (..., G*C) -> (rows, C): each group's maps are contiguous, so one reshape
+        # keeps the groups apart.
+        return tf.reshape(tf.matmul(tf.reshape(t, [-1, per_group]), band), tf.shape(t))
+
+    def power(d):
+        if beta == 0.75:
+            r = tf.math.rsqrt(d)
+            return r * tf.sqrt(r)
+        if beta == 0.5:
+            return tf.math.rsqrt(d)
+        return tf.pow(d, -beta)
+
+    @tf.custom_gradient
+    def lrn(x):
+        d = k + alpha * window_sum(x * x)
+        p = power(d)
+
+        def grad(g):
+            return g * p - (2.0 * alpha * beta) * x * window_sum(g * x * p / d)
+
+        return x * p, grad
+
+    return lrn(x)
+
+
+def _tf_lrn(x, k, alpha, beta, size, groups):
+    """TF's own op, per group: (B, H, W, G*C) -> (B, H, W*G, C) makes each group a "pixel"."""
+    shape = tf.shape(x)
+    if groups > 1:
+        x = tf.reshape(x, [shape[0], shape[1], shape[2] * groups, x.shape[-1] // groups])
+    y = tf.nn.local_response_normalization(
+        x, depth_radius=size // 2, bias=k, alpha=alpha, beta=beta
+    )
+    return tf.reshape(y, shape)
 
 
 @keras.saving.register_keras_serializable(package="alexnet_tf")
@@ -111,17 +172,10 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         x = tf.cast(inputs, tf.float32)
-        shape = tf.shape(x)
-        if self.groups > 1:
-            # (B, H, W, G*C) -> (B, H, W*G, C): each group becomes its own "pixel",
-            # so the op cannot reach across groups. A reshape, not a copy.
-            c = inputs.shape[-1] // self.groups
-            x = tf.reshape(x, [shape[0], shape[1], shape[2] * self.groups, c])
-        y = tf.nn.local_response_normalization(
-            x, depth_radius=self.size // 2, bias=self.k, alpha=self.alpha, beta=self.beta
-        )
-        if self.groups > 1:
-            y = tf.reshape(y, shape)
+        if self.k > 0:
+            y = local_response_norm(x, self.k, self.alpha, self.beta, self.size, self.groups)
+        else:  # d can be 0: leave 0/0 to TF's own op
+            y = _tf_lrn(x, self.k, self.alpha, self.beta, self.size, self.groups)
         return tf.cast(y, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):

@@ -101,3 +101,30 @@ def test_bad_arguments_raise_value_errors_naming_them(kwargs, argument):
 def test_channels_that_do_not_split_into_groups_are_rejected():
     with pytest.raises(ValueError, match="groups=2"):
         LocalResponseNormalization("paper")(np.zeros((1, 2, 2, 5), "float32"))
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
+def test_gradient_equals_tfs_own_lrn_gradient(preset, beta):
+    from alexnet_tf.lrn import _tf_lrn, local_response_norm
+
+    k, alpha, _, size, groups = PRESETS[preset]
+    x = tf.constant(activations(seed=3))
+    upstream = tf.constant(np.random.RandomState(4).normal(size=x.shape).astype("float32"))
+    grads = []
+    for fn in (local_response_norm, _tf_lrn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x, k, alpha, beta, size, groups)
+        grads.append(tape.gradient(y, x, output_gradients=upstream).numpy())
+        np.testing.assert_allclose(
+            y.numpy(), lrn_reference(x.numpy(), k, alpha, beta, size, groups), rtol=1e-5
+        )
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+    assert np.abs(grads[0]).max() > 1e-3
+
+
+def test_k_zero_falls_back_to_tfs_op():
+    x = activations()
+    layer = LocalResponseNormalization(None, k=0.0, alpha=1e-4, beta=0.75, size=5, groups=1)
+    np.testing.assert_allclose(layer(x).numpy(), lrn_reference(x, 0.0, 1e-4, 0.75, 5, 1), rtol=1e-5)

@@ -164,16 +164,17 @@ def test_towers_ops_are_placed_on_their_devices_in_the_traced_training_step():
     graph = train_step.get_concrete_function(
         tf.TensorSpec((2, 67, 67, 3)), tf.TensorSpec((2,), tf.int32)
     ).graph
+    # LRN forward: one Rsqrt per norm layer; its written-out gradient: one RealDiv.
     devices = _op_devices(
         graph,
-        {"Conv2D", "LRN", "MaxPool", "MatMul", "Conv2DBackpropFilter", "LRNGrad", "MaxPoolGrad"},
+        {"Conv2D", "Rsqrt", "MaxPool", "MatMul", "Conv2DBackpropFilter", "RealDiv", "MaxPoolGrad"},
     )
     # conv1..conv5 per tower; norm1, norm2; pool1, pool2, pool5; fc6..fc8 (+ backprop).
     assert devices["Conv2D"] == {"device:CPU:0": 5, "device:CPU:1": 5}
-    assert devices["LRN"] == {"device:CPU:0": 2, "device:CPU:1": 2}
+    assert devices["Rsqrt"] == {"device:CPU:0": 2, "device:CPU:1": 2}
     assert devices["MaxPool"] == {"device:CPU:0": 3, "device:CPU:1": 3}
     assert devices["Conv2DBackpropFilter"] == {"device:CPU:0": 5, "device:CPU:1": 5}
-    assert devices["LRNGrad"] == {"device:CPU:0": 2, "device:CPU:1": 2}
+    assert devices["RealDiv"] == {"device:CPU:0": 2, "device:CPU:1": 2}
     assert devices["MaxPoolGrad"] == {"device:CPU:0": 3, "device:CPU:1": 3}
     assert set(devices["MatMul"]) == {"device:CPU:0", "device:CPU:1"}
     assert devices["MatMul"]["device:CPU:0"] == devices["MatMul"]["device:CPU:1"]
