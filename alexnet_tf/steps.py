@@ -25,16 +25,11 @@ def _loss_and_hits(logits, labels):
     return loss, top1, top5
 
 
-def make_train_step(
-    model, optimizer, strategy, global_batch_size, jit_compile=False, check_gradients=True
-):
-    """A `tf.function(images, labels) -> {loss, top1, top5, count, bad_gradients}`.
+def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=False):
+    """A `tf.function(images, labels) -> {loss, top1, top5, count}`, summed over replicas.
 
-    Values are summed over replicas. `loss` is the global batch's mean
-    cross-entropy (without weight decay, which the optimizer applies);
-    `top1`/`top5` are hit counts; `bad_gradients` counts replicas whose gradients
-    held a NaN or infinity (with `check_gradients`; a loss-scaling optimizer
-    skips such steps itself, so it needs no check). Gradients come from
+    `loss` is the global batch's mean cross-entropy (without weight decay, which
+    the optimizer applies); `top1`/`top5` are hit counts. Gradients come from
     `tf.gradients`, which colocates every backward op with its forward op: a
     GradientTape leaves them unplaced, and the towers model's backward pass would
     then run on the first device.
@@ -48,11 +43,7 @@ def make_train_step(
         grads = tf.gradients(optimizer.scale_loss(loss), variables)
         optimizer.apply(grads, variables)
         count = tf.cast(tf.shape(labels)[0], tf.float32)
-        bad = tf.constant(0.0)
-        if check_gradients:  # a finite loss can still come with overflowing gradients
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-            bad = 1.0 - tf.cast(finite, tf.float32)
-        return {"loss": loss, "top1": top1, "top5": top5, "count": count, "bad_gradients": bad}
+        return {"loss": loss, "top1": top1, "top5": top5, "count": count}
 
     if jit_compile:
         replica_step = tf.function(replica_step, jit_compile=True)
@@ -114,6 +105,16 @@ def make_eval_step(model, strategy):
         return {k: strategy.reduce(_SUM, v, axis=None) for k, v in per_replica.items()}
 
     return eval_step
+
+
+def make_finite_check(variables):
+    """A `tf.function() -> bool`: are all `variables` free of NaN and infinity?"""
+
+    @tf.function
+    def all_finite():
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+
+    return all_finite
 
 
 def cross_entropy_loss():

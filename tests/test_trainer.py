@@ -96,14 +96,36 @@ def test_tensorboard_event_files_hold_the_dashboards(data_dir, tmp_path):
     assert "_hparams_/session_start_info" in tags[""]
 
 
-def test_a_nan_loss_stops_with_status_3_and_saves_nothing_after(data_dir, tmp_path):
-    cfg = tiny_config(data_dir, tmp_path / "run", learning_rate=1e12, steps_per_epoch=6)
-    with pytest.raises(TrainingStopped, match="NaN or infinite") as stopped:
+@pytest.mark.parametrize(
+    "checkpoint_every, caught", [(100, "the loss"), (1, "the weights")], ids=["loss", "weights"]
+)
+def test_non_finite_training_stops_with_status_3_and_saves_nothing_after(
+    data_dir, tmp_path, checkpoint_every, caught
+):
+    # Saving at every step, the overflowing weights are caught before the save that
+    # would keep them; saving rarely, the loss they cause stops the run.
+    cfg = tiny_config(
+        data_dir,
+        tmp_path / "run",
+        learning_rate=1e12,
+        steps_per_epoch=6,
+        checkpoint_every=checkpoint_every,
+    )
+    with pytest.raises(TrainingStopped, match=f"{caught} became NaN or infinite") as stopped:
         trainer.train_and_evaluate(cfg)
     assert stopped.value.exit_code == 3
-    bad_step = int(str(stopped.value).split("at step ")[1].split()[0])
+    bad_step = int(str(stopped.value).split("by step ")[1].split(";")[0])
     assert all(step < bad_step for step in checkpoint_steps(tmp_path / "run"))
     assert not (tmp_path / "run" / "model.keras").exists()
+    reader = (
+        tf.train.load_checkpoint(str(tmp_path / "run" / CHECKPOINT_DIR))
+        if (checkpoint_steps(tmp_path / "run"))
+        else None
+    )
+    if reader is not None:  # what was saved is finite
+        for key in reader.get_variable_to_shape_map():
+            if key.startswith("model/"):
+                assert np.isfinite(reader.get_tensor(key)).all(), key
 
 
 def test_more_steps_than_the_data_holds_is_a_user_error(data_dir, tmp_path):
