@@ -10,6 +10,7 @@ import sys
 SUBCOMMANDS = {
     "input": ("alexnet_tf.bench.input", "training input pipeline, full augmentation"),
     "train": ("alexnet_tf.bench.train", "training step on in-memory data, vs a Keras baseline"),
+    "e2e": ("alexnet_tf.bench.e2e", "training step fed by the input pipeline, vs in-memory"),
     "eval": ("alexnet_tf.bench.eval", "10-crop evaluation step vs the plain forward pass"),
 }
 

@@ -37,12 +37,14 @@ def parse(argv):
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls of each first")
     parser.add_argument("--steps", type=int, default=2, help="calls per timed window")
     parser.add_argument("--windows", type=int, default=3, help="timed windows (median)")
+    parser.add_argument("--mixed_precision", choices=["float16", "bfloat16"], default=None)
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     return parser.parse_args(argv)
 
 
 def main(argv):
     args = parse(argv)
+    import keras
     import tensorflow as tf
 
     from alexnet_tf import build_alexnet
@@ -53,6 +55,8 @@ def main(argv):
     crops = tf.constant(rng.normal(size=(b, CROPS, s, s, 3)), tf.float32)  # (B, 10, S, S, 3)
     flat = tf.reshape(crops, (b * CROPS, s, s, 3))  # (10 B, S, S, 3)
     labels = tf.constant(rng.integers(0, args.num_classes, b), tf.int32)
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
     model = build_alexnet(args.num_classes, s, seed=0)
     step = make_eval_step(model, tf.distribute.get_strategy())
     forward = tf.function(lambda x: model(x, training=False))
@@ -89,6 +93,7 @@ def main(argv):
         "forward_batch": b * CROPS,
         "image_size": s,
         "num_classes": args.num_classes,
+        "mixed_precision": args.mixed_precision,
         "window_images_per_sec": [round(r, 2) for r in window_rate["ten_crop"]],
     }
     result.update(environment(), peak_rss_mb=round(peak_rss_mb()))

@@ -33,12 +33,12 @@ def forward_macs(model):
     return macs
 
 
-def matmul_peak_gflops(n=2048, repeats=10):
-    """float32 GFLOP/s of a large matmul: the machine's practical peak."""
+def matmul_peak_gflops(n=2048, repeats=10, dtype="float32"):
+    """GFLOP/s of a large matmul in `dtype`: the machine's practical peak."""
     import tensorflow as tf
 
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
     (a @ b).numpy()
     best = float("inf")
     for _ in range(repeats):
@@ -134,7 +134,9 @@ def main(argv):
         for name, run in runs.items():
             times[name].append(_window(run, args.steps))
 
-    peak = matmul_peak_gflops()
+    # The step computes in bfloat16/float16 under mixed precision: its peak is that dtype's.
+    compute_dtype = args.mixed_precision or "float32"
+    peak = matmul_peak_gflops(dtype=compute_dtype)
     train_gflop = 3 * 2 * forward_macs(model) / 1e9  # forward + 2x backward, 2 FLOPs per MAC
     per_sec = {
         name: args.steps * args.batch_size / statistics.median(t) for name, t in times.items()
@@ -144,6 +146,7 @@ def main(argv):
         "images_per_sec": round(per_sec["ours"], 2),
         "gflops_per_sec": round(per_sec["ours"] * train_gflop, 1),
         "peak_gflops_per_sec": round(peak, 1),
+        "peak_dtype": compute_dtype,
         "fraction_of_peak": round(per_sec["ours"] * train_gflop / peak, 3),
         "gflop_per_image": round(train_gflop, 3),
         "batch_size": args.batch_size,

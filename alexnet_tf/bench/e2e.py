@@ -1,0 +1,115 @@
+"""`python -m alexnet_tf.bench e2e`: the training step fed by the real input pipeline.
+
+Runs the real train step (`steps.make_train_step`) on batches from
+`input_pipeline.build_dataset(training=True)` (files read and decoded afresh, full
+augmentation, prefetching as in training) and, in the same process with windows
+interleaved, the same step on one batch held in memory. The ratio e2e / in-memory
+says whether the input keeps up: 1.0 means training never waits for data. On a CPU
+the pipeline also takes cores from the step, so the ratio there includes that cost.
+"""
+
+import argparse
+import dataclasses
+import statistics
+import time
+
+from alexnet_tf.bench.common import environment, peak_rss_mb, report
+from alexnet_tf.config import DataConfig
+
+
+def parse(argv):
+    p = argparse.ArgumentParser(prog="python -m alexnet_tf.bench e2e", description=__doc__)
+    p.add_argument("--data_dir", help="data to read (default: the demo data)")
+    p.add_argument("--dataset", help="folder | imagenet2012 | tfrecord | demo")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--image_size", type=int, default=227)
+    p.add_argument("--resize", type=int, default=256)
+    p.add_argument("--steps", type=int, default=6, help="steps per timed window")
+    p.add_argument("--windows", type=int, default=4, help="timed windows of each (median)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps of each first")
+    p.add_argument("--mixed_precision", choices=["float16", "bfloat16"], default=None)
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from alexnet_tf import build_alexnet, file_check, input_pipeline, input_stats, sources
+    from alexnet_tf.optimizer import PaperSGD
+    from alexnet_tf.steps import make_train_step
+
+    cfg = dataclasses.replace(
+        DataConfig(),
+        dataset=args.dataset or ("folder" if args.data_dir else "demo"),
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        resize=args.resize,
+    )
+    source = sources.load_source(cfg, "train")
+    if source.kind == "files":
+        bad = [path for path, _ in file_check.find_bad_files(source.paths)]
+        source = source.subset(~np.isin(source.paths, bad))
+    stats = input_stats.compute_stats(source, resize=cfg.resize, max_images=64)
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
+    model = build_alexnet(source.num_classes, cfg.image_size, seed=0)
+    optimizer = PaperSGD()
+    if args.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    step = make_train_step(model, optimizer, tf.distribute.get_strategy(), args.batch_size)
+
+    def pipeline_batches():
+        epoch = 0
+        while True:
+            dataset = input_pipeline.build_dataset(
+                cfg, source, training=True, batch_size=args.batch_size, stats=stats, epoch=epoch
+            )
+            for images, labels in dataset:
+                if images.shape[0] == args.batch_size:  # training takes full batches
+                    yield images, labels
+            epoch += 1
+
+    stream = pipeline_batches()
+    held = next(stream)
+
+    def fed():
+        return step(*next(stream))["loss"]
+
+    def in_memory():
+        return step(*held)["loss"]
+
+    runs = {"e2e": fed, "in_memory": in_memory}
+    for run in runs.values():
+        for _ in range(args.warmup):
+            float(run())
+    times = {name: [] for name in runs}
+    for _ in range(args.windows):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                result = run()
+            float(result)
+            times[name].append(time.perf_counter() - start)
+    rate = {name: args.steps * args.batch_size / statistics.median(t) for name, t in times.items()}
+    report(
+        {
+            "benchmark": "e2e",
+            "images_per_sec": round(rate["e2e"], 2),
+            "in_memory_images_per_sec": round(rate["in_memory"], 2),
+            "e2e_vs_in_memory": round(rate["e2e"] / rate["in_memory"], 3),
+            "bottleneck": "input" if rate["e2e"] < 0.95 * rate["in_memory"] else "model",
+            "batch_size": args.batch_size,
+            "image_size": cfg.image_size,
+            "mixed_precision": args.mixed_precision,
+            "source": f"{source.kind} {source.root} ({source.num_examples} images)",
+            **environment(),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        },
+        args.json,
+    )
+    return 0
