@@ -211,3 +211,10 @@ def test_mixed_precision_and_xla_train_with_lrn_and_grouped_convolutions(
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
     assert all(w.dtype == np.float32 for w in model.get_weights())
+
+
+def test_profile_steps_capture_a_trace(data_dir, tmp_path):
+    cfg = tiny_config(data_dir, tmp_path / "run", profile_steps=(0, 1))
+    trainer.train_and_evaluate(cfg)
+    traces = glob.glob(str(tmp_path / "run" / "plugins" / "profile" / "*" / "*.xplane.pb"))
+    assert traces and os.path.getsize(traces[0]) > 0
