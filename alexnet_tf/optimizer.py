@@ -19,7 +19,6 @@ import keras
 import tensorflow as tf
 
 
-@tf.function(jit_compile=True)
 def _fused_update(variable, momentum_slot, gradient, learning_rate, momentum, decay):
     """The paper's rule for one variable as one XLA kernel (one pass over its memory)."""
     step = momentum * momentum_slot - learning_rate * (gradient + decay * variable)
@@ -54,6 +53,9 @@ class PaperSGD(keras.optimizers.SGD):
             raise ValueError(f"PaperSGD: l2_decay must be >= 0, got l2_decay={l2_decay!r}")
         self.l2_decay = float(l2_decay)
         self.decay_biases = bool(decay_biases)
+        # One compiled update per optimizer, not per process: a tf.function traced for
+        # variables that are gone (an earlier model's) refuses to run for new ones.
+        self._fused_update = tf.function(_fused_update, jit_compile=True)
 
     def _decays(self, variable):
         # Layer variables are named "kernel"/"bias" ("kernel_tower0" ... with towers).
@@ -69,7 +71,7 @@ class PaperSGD(keras.optimizers.SGD):
         ):  # one device (or one tower): the fused kernel
             dtype = target.dtype
             with tf.device(target.device):  # XLA runs where the variable lives (towers)
-                _fused_update(
+                self._fused_update(
                     target,
                     slot.value,
                     tf.cast(gradient, dtype),

@@ -42,3 +42,30 @@ def test_decay_biases_option_and_config_round_trip():
 def test_negative_decay_is_rejected():
     with pytest.raises(ValueError, match="l2_decay=-1"):
         PaperSGD(l2_decay=-1)
+
+
+def test_an_optimizer_works_after_an_earlier_models_optimizer_is_gone():
+    # The fused update is compiled per optimizer: one traced for a deleted model's
+    # variables must not be reused (TF refuses: "referencing variables ... deleted").
+    import gc
+
+    from alexnet_tf.steps import make_train_step
+
+    def small_model():
+        inputs = keras.Input((4,))
+        return keras.Model(inputs, keras.layers.Dense(3)(inputs))
+
+    def fit_and_forget():
+        model = small_model()
+        model.compile(PaperSGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(np.ones((4, 4), "float32"), np.arange(4) % 3, batch_size=2, verbose=0)
+
+    fit_and_forget()
+    gc.collect()
+    model = small_model()
+    optimizer = PaperSGD(0.1)
+    optimizer.build(model.trainable_variables)
+    step = make_train_step(model, optimizer, tf.distribute.get_strategy(), 2)
+    before = model.get_weights()[0].copy()
+    step(tf.ones((2, 4)), tf.constant([0, 1]))
+    assert not np.array_equal(model.get_weights()[0], before)
