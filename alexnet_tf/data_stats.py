@@ -47,10 +47,7 @@ def main(argv=None):
         resize=args.resize,
     )
     try:
-        source = sources.load_source(cfg, "train")
-        if source.kind == "files":
-            bad = [path for path, _ in file_check.find_bad_files(source.paths)]
-            source = source.subset(~np.isin(source.paths, bad))
+        source = file_check.without_bad_files(sources.load_source(cfg, "train"))
         stats = input_stats.compute_stats(
             source, resize=args.resize, max_images=args.images, seed=args.seed
         )

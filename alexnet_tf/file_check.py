@@ -136,10 +136,20 @@ def drop_bad_files(source, report_dir, *, mode="header", max_bad_fraction=0.001)
             f"{len(bad)} of {source.num_examples} files under {source.root} are bad "
             f"({fraction:.2%} > --max_bad_fraction {max_bad_fraction}); see {report_path}"
         )
+    return _without(source, bad)
+
+
+def without_bad_files(source, mode="header"):
+    """`source` without the files `find_bad_files` rejects: no report, no limit (tools)."""
+    if source.kind != "files":
+        return source
+    return _without(source, find_bad_files(source.paths, mode))
+
+
+def _without(source, bad):
     if not bad:
         return source
-    keep = ~np.isin(source.paths, [p for p, _ in bad])
-    return source.subset(keep)
+    return source.subset(~np.isin(source.paths, [p for p, _ in bad]))
 
 
 def _fingerprint(paths):

@@ -35,7 +35,6 @@ def parse(argv):
 def main(argv=None):
     args = parse(argv)
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from alexnet_tf import build_alexnet, file_check, input_pipeline, input_stats, sources
@@ -49,10 +48,7 @@ def main(argv=None):
         image_size=args.image_size,
         resize=args.resize,
     )
-    source = sources.load_source(cfg, "train")
-    if source.kind == "files":
-        bad = [path for path, _ in file_check.find_bad_files(source.paths)]
-        source = source.subset(~np.isin(source.paths, bad))
+    source = file_check.without_bad_files(sources.load_source(cfg, "train"))
     stats = input_stats.compute_stats(source, resize=cfg.resize, max_images=64)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")

@@ -38,7 +38,6 @@ def parse(argv):
 
 def main(argv=None):
     args = parse(argv)
-    import numpy as np
 
     from alexnet_tf import file_check, input_pipeline, input_stats, sources
 
@@ -54,10 +53,7 @@ def main(argv=None):
         fused_crop=not args.no_fused_crop,
         antialias_below=args.antialias_below,
     )
-    source = sources.load_source(cfg, "train")
-    if source.kind == "files":
-        bad = [path for path, _ in file_check.find_bad_files(source.paths)]
-        source = source.subset(~np.isin(source.paths, bad))
+    source = file_check.without_bad_files(sources.load_source(cfg, "train"))
     stats = input_stats.compute_stats(source, resize=cfg.resize, max_images=64)
 
     def batches():
