@@ -31,6 +31,11 @@ def _shapes(input_shape):
     return [input_shape]
 
 
+def _joined(xs):
+    """Both towers' maps as one tensor (channels of tower 0 first)."""
+    return xs[0] if len(xs) == 1 else tf.concat(xs, axis=-1)
+
+
 def _reseeded(initializer, offset):
     """A seeded initializer gives the same values on every call: offset it per tower."""
     config = initializer.get_config()
@@ -115,6 +120,18 @@ class _TowerLayer(keras.layers.Layer):
 
     def load_own_variables(self, store):
         self.set_weights([store["0"], store["1"]])
+
+    def _on_towers(self, inputs, tower):
+        """`[tower(t, xs) for each tower t]`, each computed on its tower's device.
+
+        `xs` is the list of the towers' input tensors (one tensor for conv1's image).
+        """
+        xs = inputs if isinstance(inputs, list | tuple) else [inputs]
+        outputs = []
+        for t, device in enumerate(self.tower_devices):
+            with tf.device(device):
+                outputs.append(tower(t, xs))
+        return outputs
 
     def _finish(self, y, t):
         """Bias and activation in the compute dtype for tower `t`."""
@@ -201,16 +218,12 @@ class TowerConv2D(_TowerLayer):
                 y = tf.concat([self._conv(xi, ki) for xi, ki in zip(xs, ks, strict=True)], -1)
             return self._finish(y, 0)
 
-        xs = inputs if isinstance(inputs, list | tuple) else [inputs]
-        outputs = []
-        for t, device in enumerate(self.tower_devices):
-            with tf.device(device):
-                if self.groups == 2:
-                    x = xs[t]
-                else:  # every tower reads both towers' maps: the exchange
-                    x = xs[0] if len(xs) == 1 else tf.concat(xs, axis=-1)
-                outputs.append(self._finish(self._conv(x, self.kernels[t]), t))
-        return outputs
+        def tower(t, xs):
+            # groups=2: a tower's own maps; else both towers' maps (the exchange).
+            x = xs[t] if self.groups == 2 else _joined(xs)
+            return self._finish(self._conv(x, self.kernels[t]), t)
+
+        return self._on_towers(inputs, tower)
 
     def compute_output_shape(self, input_shape):
         shapes = _shapes(input_shape)
@@ -280,13 +293,7 @@ class TowerDense(_TowerLayer):
     def call(self, inputs):
         if self.tower_devices is None:
             return self._dense(inputs, 0)
-        xs = inputs if isinstance(inputs, list | tuple) else [inputs]
-        outputs = []
-        for t, device in enumerate(self.tower_devices):
-            with tf.device(device):
-                x = xs[0] if len(xs) == 1 else tf.concat(xs, axis=-1)
-                outputs.append(self._dense(x, t))
-        return outputs
+        return self._on_towers(inputs, lambda t, xs: self._dense(_joined(xs), t))
 
     def compute_output_shape(self, input_shape):
         shapes = _shapes(input_shape)
