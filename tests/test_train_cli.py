@@ -44,6 +44,22 @@ def tiny_flags(data_dir, model_dir, *extra):
     ]
 
 
+def six_step_flags(data_dir, model_dir, checkpoint_every):
+    """One epoch of six steps, a progress line at every step."""
+    return tiny_flags(
+        data_dir,
+        model_dir,
+        "--epochs",
+        "1",
+        "--steps_per_epoch",
+        "6",
+        "--checkpoint_every",
+        str(checkpoint_every),
+        "--progress_seconds",
+        "0",
+    )
+
+
 def train(*flags, timeout=300, **extra_env):
     return subprocess.run(
         [sys.executable, TRAIN, *flags],
@@ -142,18 +158,7 @@ def test_a_hard_kill_mid_epoch_resumes_to_the_same_steps_and_plateau(data_dir, t
 
 
 def test_sigterm_saves_then_exits_143_and_the_run_resumes(data_dir, tmp_path):
-    flags = tiny_flags(
-        data_dir,
-        tmp_path / "run",
-        "--epochs",
-        "1",
-        "--steps_per_epoch",
-        "6",
-        "--checkpoint_every",
-        "100",
-        "--progress_seconds",
-        "0",
-    )
+    flags = six_step_flags(data_dir, tmp_path / "run", checkpoint_every=100)
     process = start(*flags)
     wait_for(process, "step 2/6")
     process.send_signal(signal.SIGTERM)
@@ -168,18 +173,7 @@ def test_sigterm_saves_then_exits_143_and_the_run_resumes(data_dir, tmp_path):
 
 def test_a_kill_during_saves_always_leaves_a_loadable_checkpoint(data_dir, tmp_path):
     # Saving every step, most of the time goes to saves: kills land in them.
-    flags = tiny_flags(
-        data_dir,
-        tmp_path / "run",
-        "--epochs",
-        "1",
-        "--steps_per_epoch",
-        "6",
-        "--checkpoint_every",
-        "1",
-        "--progress_seconds",
-        "0",
-    )
+    flags = six_step_flags(data_dir, tmp_path / "run", checkpoint_every=1)
     for delay in (0.05, 0.3, 0.6):
         process = start(*flags)
         wait_for(process, "checkpoint")
