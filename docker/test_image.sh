@@ -75,11 +75,12 @@ step "image build $image"
 # Both checks run even if the first fails; the script fails if either did.
 status=0
 docker run --rm "$image" id
-# The default command, python train.py --help. absl exits 1 after printing the usage, so
-# the check is the output: the usage, and no traceback.
-usage=$(docker run --rm "$image" 2>&1) || true
+# The default command, python train.py --help: it must exit 0 and print the flags.
+usage_status=0
+usage=$(docker run --rm "$image" 2>&1) || usage_status=$?
 echo "$usage"
-if ! grep -q -- "--data_dir" <<<"$usage" || grep -q "^Traceback" <<<"$usage"; then
+if [[ $usage_status != 0 ]] || ! grep -q -- "--data_dir" <<<"$usage" \
+    || grep -q "^Traceback" <<<"$usage"; then
   status=1
   echo "test_image.sh: the image's default command did not print train.py's usage" >&2
 fi
