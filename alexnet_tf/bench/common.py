@@ -39,3 +39,26 @@ def report(result, as_json):
     print(table, file=sys.stderr if as_json else sys.stdout)
     if as_json:
         print(json.dumps(result))
+
+
+def training_batches(cfg, batch_size, full_only=False):
+    """`(source, batches)`: cfg's train split (bad files left out) and an endless iterator
+    of its training batches, epoch after epoch, as `input_pipeline.build_dataset` makes
+    them (input statistics from a small sample: the benches time the work, not the
+    numbers). `full_only` skips each epoch's last partial batch, as training does."""
+    from alexnet_tf import file_check, input_pipeline, input_stats, sources
+
+    source = file_check.without_bad_files(sources.load_source(cfg, "train"))
+    stats = input_stats.compute_stats(source, resize=cfg.resize, max_images=64)
+
+    def batches():
+        epoch = 0
+        while True:
+            for images, labels in input_pipeline.build_dataset(
+                cfg, source, training=True, batch_size=batch_size, stats=stats, epoch=epoch
+            ):
+                if not full_only or images.shape[0] == batch_size:
+                    yield images, labels
+            epoch += 1
+
+    return source, batches()

@@ -13,7 +13,7 @@ import dataclasses
 import statistics
 import time
 
-from alexnet_tf.bench.common import environment, peak_rss_mb, report
+from alexnet_tf.bench.common import environment, peak_rss_mb, report, training_batches
 from alexnet_tf.config import DataConfig
 
 
@@ -37,7 +37,7 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from alexnet_tf import build_alexnet, file_check, input_pipeline, input_stats, sources
+    from alexnet_tf import build_alexnet
     from alexnet_tf.optimizer import PaperSGD
     from alexnet_tf.steps import make_train_step
 
@@ -48,8 +48,7 @@ def main(argv=None):
         image_size=args.image_size,
         resize=args.resize,
     )
-    source = file_check.without_bad_files(sources.load_source(cfg, "train"))
-    stats = input_stats.compute_stats(source, resize=cfg.resize, max_images=64)
+    source, stream = training_batches(cfg, args.batch_size, full_only=True)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
     model = build_alexnet(source.num_classes, cfg.image_size, seed=0)
@@ -59,18 +58,6 @@ def main(argv=None):
     optimizer.build(model.trainable_variables)
     step = make_train_step(model, optimizer, tf.distribute.get_strategy(), args.batch_size)
 
-    def pipeline_batches():
-        epoch = 0
-        while True:
-            dataset = input_pipeline.build_dataset(
-                cfg, source, training=True, batch_size=args.batch_size, stats=stats, epoch=epoch
-            )
-            for images, labels in dataset:
-                if images.shape[0] == args.batch_size:  # training takes full batches
-                    yield images, labels
-            epoch += 1
-
-    stream = pipeline_batches()
     held = next(stream)
 
     def fed():

@@ -14,7 +14,13 @@ import argparse
 import dataclasses
 import time
 
-from alexnet_tf.bench.common import cpu_seconds, environment, peak_rss_mb, report
+from alexnet_tf.bench.common import (
+    cpu_seconds,
+    environment,
+    peak_rss_mb,
+    report,
+    training_batches,
+)
 from alexnet_tf.config import DataConfig
 
 
@@ -39,8 +45,6 @@ def parse(argv):
 def main(argv=None):
     args = parse(argv)
 
-    from alexnet_tf import file_check, input_pipeline, input_stats, sources
-
     cfg = dataclasses.replace(
         DataConfig(),
         dataset=args.dataset or ("folder" if args.data_dir else "demo"),
@@ -53,18 +57,7 @@ def main(argv=None):
         fused_crop=not args.no_fused_crop,
         antialias_below=args.antialias_below,
     )
-    source = file_check.without_bad_files(sources.load_source(cfg, "train"))
-    stats = input_stats.compute_stats(source, resize=cfg.resize, max_images=64)
-
-    def batches():
-        epoch = 0
-        while True:
-            yield from input_pipeline.build_dataset(
-                cfg, source, training=True, batch_size=args.batch_size, stats=stats, epoch=epoch
-            )
-            epoch += 1
-
-    stream = batches()
+    source, stream = training_batches(cfg, args.batch_size)
     for _ in range(args.warmup):
         next(stream)
     images, start, cpu_start = 0, time.perf_counter(), cpu_seconds()
