@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from alexnet_tf import input_pipeline
 from alexnet_tf.layers import copy_weights
-from alexnet_tf.model import build_alexnet
+from alexnet_tf.model import build_from_config, float32_policy
 
 MODEL_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
@@ -31,20 +31,8 @@ CLASSES_FILE = "classes.json"
 
 def plain_copy(model, model_cfg, num_classes, image_size):
     """A float32 one-device model with `model`'s weights (towers and mixed precision undone)."""
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        plain = build_alexnet(
-            num_classes,
-            image_size,
-            lrn=model_cfg.lrn,
-            init=model_cfg.init,
-            dropout=model_cfg.dropout,
-            groups=model_cfg.groups,
-            pool_size=model_cfg.pool_size,
-        )
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    with float32_policy():
+        plain = build_from_config(model_cfg, num_classes, image_size)
     copy_weights(model, plain)
     return plain
 

@@ -1,5 +1,7 @@
 """AlexNet as in Krizhevsky, Sutskever & Hinton (NIPS 2012), Figure 2 and Sec. 3."""
 
+import contextlib
+
 import keras
 
 from alexnet_tf.layers import PerTower, TowerConv2D, TowerDense
@@ -155,6 +157,32 @@ def build_alexnet(
     if towers is not None:
         logits = keras.layers.Concatenate(name="logits")(logits)
     return keras.Model(inputs, logits, name=name)
+
+
+def build_from_config(model_cfg, num_classes, image_size, tower_devices=None, seed=None):
+    """`build_alexnet` with the architecture of a `config.ModelConfig`."""
+    return build_alexnet(
+        num_classes,
+        image_size,
+        lrn=model_cfg.lrn,
+        init=model_cfg.init,
+        tower_devices=tower_devices,
+        dropout=model_cfg.dropout,
+        groups=model_cfg.groups,
+        pool_size=model_cfg.pool_size,
+        seed=seed,
+    )
+
+
+@contextlib.contextmanager
+def float32_policy():
+    """Builds inside get float32 layers whatever the global mixed-precision policy."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def _validate(num_classes, image_size, lrn, init, tower_devices, dropout, groups, pool_size):

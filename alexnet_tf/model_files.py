@@ -33,8 +33,7 @@ from alexnet_tf import layers as _layers  # noqa: F401  (registers TowerConv2D, 
 from alexnet_tf import lrn as _lrn  # noqa: F401  (registers LocalResponseNormalization)
 from alexnet_tf.checkpointing import CHECKPOINT_DIR
 from alexnet_tf.errors import UserError
-from alexnet_tf.model import build_alexnet
-from alexnet_tf.optimizer import PaperSGD
+from alexnet_tf.model import build_from_config, float32_policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,35 +95,17 @@ def latest_checkpoint(model_dir):
 def restore_checkpoint(run, num_classes, path):
     """The plain float32 model of `run` (a `Run` with a config) with the weights at `path`.
 
-    The model's variables reach a checkpoint through the optimizer's list of the variables
-    it updates, so the run's optimizer is rebuilt too (its slots are not read).
+    Only the model is read; the optimizer's slots and the run state are left in the file.
     """
     cfg = run.config
     towers = None
     if run.layout == "towers":
         device = tf.config.list_logical_devices()[0].name
         towers = (device, device)  # both towers on one device: same variables, any machine
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
+    with float32_policy():
+        model = build_from_config(cfg.model, num_classes, cfg.data.image_size, towers)
     try:
-        model = build_alexnet(
-            num_classes,
-            cfg.data.image_size,
-            lrn=cfg.model.lrn,
-            init=cfg.model.init,
-            tower_devices=towers,
-            dropout=cfg.model.dropout,
-            groups=cfg.model.groups,
-            pool_size=cfg.model.pool_size,
-        )
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    optimizer = PaperSGD()
-    if cfg.train.mixed_precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    optimizer.build(model.trainable_variables)
-    try:
-        status = tf.train.Checkpoint(model=model, optimizer=optimizer).restore(path)
+        status = tf.train.Checkpoint(model=model).restore(path)
         status.assert_existing_objects_matched().expect_partial()
     except (AssertionError, ValueError, tf.errors.OpError) as err:
         first = " ".join(str(err).split())[:200]

@@ -90,3 +90,14 @@ class PaperSGD(keras.optimizers.SGD):
         config = super().get_config()
         config.update(l2_decay=self.l2_decay, decay_biases=self.decay_biases)
         return config
+
+
+def make_optimizer(train_cfg):
+    """The run's optimizer: `PaperSGD` with the recipe of a `config.TrainConfig`, wrapped
+    for loss scaling under float16 mixed precision."""
+    optimizer = PaperSGD(
+        train_cfg.learning_rate, train_cfg.momentum, train_cfg.weight_decay, train_cfg.decay_biases
+    )
+    if train_cfg.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

@@ -29,8 +29,8 @@ from alexnet_tf.distribute import check_batch_size, configure_cpu_devices, make_
 from alexnet_tf.errors import TrainingStopped, UserError
 from alexnet_tf.evaluation import score
 from alexnet_tf.input_pipeline import build_dataset, prepare_inputs
-from alexnet_tf.model import build_alexnet
-from alexnet_tf.optimizer import PaperSGD
+from alexnet_tf.model import build_from_config
+from alexnet_tf.optimizer import make_optimizer
 from alexnet_tf.progress import Progress, format_duration
 from alexnet_tf.steps import make_eval_step, make_finite_check, make_train_step
 from alexnet_tf.summaries import Summaries
@@ -95,21 +95,14 @@ class _Run:
         self.steps_per_epoch = _steps_per_epoch(cfg, inputs.train.num_examples)
         strategy = placement.strategy
         with strategy.scope():
-            m = cfg.model
-            self.model = build_alexnet(
+            self.model = build_from_config(
+                cfg.model,
                 inputs.num_classes,
                 cfg.data.image_size,
-                lrn=m.lrn,
-                init=m.init,
                 tower_devices=placement.tower_devices,
-                dropout=m.dropout,
-                groups=m.groups,
-                pool_size=m.pool_size,
                 seed=cfg.data.seed,
             )
-            optimizer = PaperSGD(t.learning_rate, t.momentum, t.weight_decay, t.decay_biases)
-            if t.mixed_precision == "float16":
-                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            optimizer = make_optimizer(t)
             optimizer.build(self.model.trainable_variables)
             self.model.compile(optimizer=optimizer)  # ReduceLROnPlateau reads model.optimizer
         self.optimizer = optimizer
