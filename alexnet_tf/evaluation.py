@@ -66,9 +66,3 @@ def score(
         "class_count": sums["class_count"].astype(np.int64),
         "class_top1": sums["class_top1"].astype(np.int64),
     }
-
-
-def per_class_accuracy(result):
-    """Top-1 accuracy per class (NaN for classes without images)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return result["class_top1"] / result["class_count"]

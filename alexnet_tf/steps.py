@@ -6,7 +6,6 @@ the loss is summed per example and divided by the global batch, so gradients
 summed over replicas equal the gradient of the global batch's mean loss.
 """
 
-import keras
 import tensorflow as tf
 
 _SUM = tf.distribute.ReduceOp.SUM
@@ -115,8 +114,3 @@ def make_finite_check(variables):
         return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
 
     return all_finite
-
-
-def cross_entropy_loss():
-    """The loss `model.compile` would use: for callers outside the custom loop."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)

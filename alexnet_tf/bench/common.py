@@ -62,3 +62,28 @@ def training_batches(cfg, batch_size, full_only=False):
             epoch += 1
 
     return source, batches()
+
+
+def add_data_args(parser, batch_size):
+    """The data flags of the benches that read files: where, what layout, batch and sizes."""
+    parser.add_argument("--data_dir", help="data to read (default: the demo data)")
+    parser.add_argument("--dataset", help="folder | imagenet2012 | tfrecord | demo")
+    parser.add_argument("--batch_size", type=int, default=batch_size)
+    parser.add_argument("--image_size", type=int, default=227)
+    parser.add_argument("--resize", type=int, default=256)
+
+
+def data_config(args, **changes):
+    """A `DataConfig` from `add_data_args`' flags (the demo without --data_dir)."""
+    import dataclasses
+
+    from alexnet_tf.config import DataConfig
+
+    return dataclasses.replace(
+        DataConfig(),
+        dataset=args.dataset or ("folder" if args.data_dir else "demo"),
+        data_dir=args.data_dir,
+        image_size=args.image_size,
+        resize=args.resize,
+        **changes,
+    )

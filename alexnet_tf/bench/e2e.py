@@ -9,21 +9,22 @@ the pipeline also takes cores from the step, so the ratio there includes that co
 """
 
 import argparse
-import dataclasses
 import statistics
 import time
 
-from alexnet_tf.bench.common import environment, peak_rss_mb, report, training_batches
-from alexnet_tf.config import DataConfig
+from alexnet_tf.bench.common import (
+    add_data_args,
+    data_config,
+    environment,
+    peak_rss_mb,
+    report,
+    training_batches,
+)
 
 
 def parse(argv):
     p = argparse.ArgumentParser(prog="python -m alexnet_tf.bench e2e", description=__doc__)
-    p.add_argument("--data_dir", help="data to read (default: the demo data)")
-    p.add_argument("--dataset", help="folder | imagenet2012 | tfrecord | demo")
-    p.add_argument("--batch_size", type=int, default=32)
-    p.add_argument("--image_size", type=int, default=227)
-    p.add_argument("--resize", type=int, default=256)
+    add_data_args(p, batch_size=32)
     p.add_argument("--steps", type=int, default=6, help="steps per timed window")
     p.add_argument("--windows", type=int, default=4, help="timed windows of each (median)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps of each first")
@@ -38,23 +39,17 @@ def main(argv=None):
     import tensorflow as tf
 
     from alexnet_tf import build_alexnet
-    from alexnet_tf.optimizer import PaperSGD
+    from alexnet_tf.config import TrainConfig
+    from alexnet_tf.optimizer import make_optimizer
     from alexnet_tf.steps import make_train_step
 
-    cfg = dataclasses.replace(
-        DataConfig(),
-        dataset=args.dataset or ("folder" if args.data_dir else "demo"),
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        resize=args.resize,
-    )
+    cfg = data_config(args)
     source, stream = training_batches(cfg, args.batch_size, full_only=True)
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
     model = build_alexnet(source.num_classes, cfg.image_size, seed=0)
-    optimizer = PaperSGD()
-    if args.mixed_precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    # The training recipe's optimizer (loss scaling under float16), as train.py builds it.
+    optimizer = make_optimizer(TrainConfig(mixed_precision=args.mixed_precision))
     optimizer.build(model.trainable_variables)
     step = make_train_step(model, optimizer, tf.distribute.get_strategy(), args.batch_size)
 

@@ -11,26 +11,22 @@ per-core rate, which other processes on a shared machine disturb much less.
 """
 
 import argparse
-import dataclasses
 import time
 
 from alexnet_tf.bench.common import (
+    add_data_args,
     cpu_seconds,
+    data_config,
     environment,
     peak_rss_mb,
     report,
     training_batches,
 )
-from alexnet_tf.config import DataConfig
 
 
 def parse(argv):
     p = argparse.ArgumentParser(prog="python -m alexnet_tf.bench input", description=__doc__)
-    p.add_argument("--data_dir", help="data to read (default: the demo data)")
-    p.add_argument("--dataset", help="folder | imagenet2012 | tfrecord | demo")
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--image_size", type=int, default=227)
-    p.add_argument("--resize", type=int, default=256)
+    add_data_args(p, batch_size=128)
     p.add_argument("--batches", type=int, default=20, help="timed batches")
     p.add_argument("--warmup", type=int, default=4, help="batches before timing")
     p.add_argument("--mean", default="pixel", choices=["pixel", "channel"])
@@ -45,12 +41,8 @@ def parse(argv):
 def main(argv=None):
     args = parse(argv)
 
-    cfg = dataclasses.replace(
-        DataConfig(),
-        dataset=args.dataset or ("folder" if args.data_dir else "demo"),
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        resize=args.resize,
+    cfg = data_config(
+        args,
         mean=args.mean,
         normalize=args.normalize,
         pca_std=args.pca_std,

@@ -103,7 +103,8 @@ def main(argv):
     import tensorflow as tf
 
     from alexnet_tf import build_alexnet
-    from alexnet_tf.optimizer import PaperSGD
+    from alexnet_tf.config import TrainConfig
+    from alexnet_tf.optimizer import make_optimizer
     from alexnet_tf.steps import make_train_step
 
     if args.mixed_precision:
@@ -115,9 +116,8 @@ def main(argv):
     labels = tf.constant(rng.integers(0, args.num_classes, args.batch_size), tf.int32)
 
     model = build_alexnet(args.num_classes, args.image_size, seed=0)
-    optimizer = PaperSGD()
-    if args.mixed_precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    # The training recipe's optimizer (loss scaling under float16), as train.py builds it.
+    optimizer = make_optimizer(TrainConfig(mixed_precision=args.mixed_precision))
     optimizer.build(model.trainable_variables)
     strategy = tf.distribute.get_strategy()
     step = make_train_step(model, optimizer, strategy, args.batch_size, args.jit_compile)
