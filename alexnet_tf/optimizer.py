@@ -57,14 +57,24 @@ class PaperSGD(keras.optimizers.SGD):
         # variables that are gone (an earlier model's) refuses to run for new ones.
         self._fused_update = tf.function(_fused_update, jit_compile=True)
 
-    def _decays(self, variable):
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        # Which variables decay, decided once from the Keras variables' own names: under
+        # MirroredStrategy `update_step` sees each replica's copy, and the copies on
+        # other devices are named ".../replica_1:0", not "kernel".
+        self._decayed = [self._decays(v.name) for v in variables]
+
+    def _decays(self, name):
         # Layer variables are named "kernel"/"bias" ("kernel_tower0" ... with towers).
-        name = variable.name.split("/")[-1]
+        name = name.split("/")[-1]
         return name.startswith("kernel") or (self.decay_biases and name.startswith("bias"))
 
     def update_step(self, gradient, variable, learning_rate):
-        decay = self.l2_decay if self._decays(variable) else 0.0
-        slot = self.momentums[self._get_variable_index(variable)] if self.momentum else None
+        index = self._get_variable_index(variable)
+        decay = self.l2_decay if self._decayed[index] else 0.0
+        slot = self.momentums[index] if self.momentum else None
         target = variable.value if isinstance(variable, keras.Variable) else variable
         if slot is not None and not isinstance(
             slot.value, tf.distribute.DistributedValues

@@ -69,3 +69,33 @@ def test_an_optimizer_works_after_an_earlier_models_optimizer_is_gone():
     before = model.get_weights()[0].copy()
     step(tf.ones((2, 4)), tf.constant([0, 1]))
     assert not np.array_equal(model.get_weights()[0], before)
+
+
+def test_every_mirrored_replica_follows_the_papers_rule_with_decay():
+    # Under MirroredStrategy the update runs once per replica, on that replica's copy
+    # of the variable: each copy must decay, or the copies drift apart and a checkpoint
+    # (which keeps the first copy) no longer describes the model the replicas train.
+    from conftest import TWO_CPUS
+
+    from alexnet_tf.distribute import mirrored_strategy
+
+    strategy = mirrored_strategy(TWO_CPUS)
+    with strategy.scope():
+        kernel = keras.Variable(np.array([1.0, -2.0], "float32"), name="kernel")
+        optimizer = PaperSGD(learning_rate=0.1, momentum=0.9, l2_decay=0.05)
+        optimizer.build([kernel])
+
+    @tf.function
+    def step(grad):
+        strategy.run(lambda: optimizer.apply([tf.identity(grad)], [kernel]))
+
+    grad = np.array([0.3, 0.1])  # per replica: the applied gradient is their sum
+    w, v = kernel.numpy().astype("float64"), np.zeros(2)
+    for _ in range(3):
+        step(tf.constant(grad, tf.float32))
+        v = 0.9 * v - 0.05 * 0.1 * w - 0.1 * (2 * grad)
+        w = w + v
+    copies = strategy.experimental_local_results(kernel.value)
+    assert len(copies) == 2
+    for copy in copies:
+        np.testing.assert_allclose(copy.numpy(), w, rtol=1e-6)
