@@ -9,13 +9,25 @@
   (resize, centre crop, mean and scale) inside the graph, so TF Serving can serve
   it as is.
 
-Both are written under a temporary name and renamed, so a kill leaves either the
-old file or the new one.
+A kill at any moment leaves either the previous export or the new one, both loadable:
+
+- `model.keras` and `classes.json` are written under a temporary name, then renamed over
+  the old file (`os.replace`, atomic).
+- A directory cannot be renamed over a non-empty one, so `saved_model` is a relative
+  symlink to the export's own folder, `.saved_model-<unique>/`. A new export is written
+  into a new such folder, a new link to it is made beside `saved_model` and renamed over
+  it (atomic), and only then are older folders removed. `model_dir/saved_model` stays
+  the path to give `tf.saved_model.load`, `saved_model_cli` or TF Serving (tools that
+  copy a folder without following links, e.g. `tar`, need `saved_model/` with the slash
+  or `tar -h`). What a kill leaves half-written (a folder, a link, the `.keras` temporary)
+  the next export removes or overwrites.
 """
 
+import contextlib
 import json
 import os
 import shutil
+import uuid
 
 import keras
 import tensorflow as tf
@@ -27,6 +39,12 @@ from alexnet_tf.model import build_from_config, float32_policy
 MODEL_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 CLASSES_FILE = "classes.json"
+# `saved_model` links to `.saved_model-<unique>`; `.saved_model-link` is the new link
+# before it is renamed over `saved_model`. Anything else starting with `.saved_model`
+# (older exports, folders a kill left half-written, the `.saved_model-tmp` of exports
+# before links) is removed by the next export once its link is in place.
+_EXPORTS_PREFIX = "." + SAVED_MODEL_DIR
+_NEW_LINK = _EXPORTS_PREFIX + "-link"
 
 
 def plain_copy(model, model_cfg, num_classes, image_size):
@@ -95,10 +113,41 @@ def export_saved_model(model, data_cfg, stats, class_names, model_dir, top_k=5):
     archive.add_endpoint(
         "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="images")]
     )
-    path = os.path.join(model_dir, SAVED_MODEL_DIR)
-    temporary = os.path.join(model_dir, ".saved_model-tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    archive.write_out(temporary, verbose=False)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(temporary, path)
+    folder = _new_name(model_dir)
+    archive.write_out(folder, verbose=False)
+    path = _link_in(folder, model_dir)
+    _remove_other_exports(model_dir, keep=os.path.basename(folder))
     return path
+
+
+def _new_name(model_dir):
+    """A path for an export's folder that no other export uses."""
+    return os.path.join(model_dir, f"{_EXPORTS_PREFIX}-{uuid.uuid4().hex[:16]}")
+
+
+def _link_in(folder, model_dir):
+    """Points `model_dir/saved_model` at `folder` (beside it) in one atomic rename."""
+    path = os.path.join(model_dir, SAVED_MODEL_DIR)
+    link = os.path.join(model_dir, _NEW_LINK)
+    if os.path.lexists(link):  # a kill's leftover
+        os.unlink(link)
+    os.symlink(os.path.basename(folder), link)  # relative: the run folder can move
+    if os.path.isdir(path) and not os.path.islink(path):
+        # An export from before links: a directory cannot be renamed over, so it moves
+        # aside first (the one moment without `saved_model`, once per such run folder).
+        os.rename(path, _new_name(model_dir))
+    os.replace(link, path)
+    return path
+
+
+def _remove_other_exports(model_dir, keep):
+    """Removes every `.saved_model*` entry but `keep` (the one `saved_model` links to)."""
+    for name in os.listdir(model_dir):
+        if not name.startswith(_EXPORTS_PREFIX) or name == keep:
+            continue
+        entry = os.path.join(model_dir, name)
+        if os.path.isdir(entry) and not os.path.islink(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry)
