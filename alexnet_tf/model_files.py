@@ -23,6 +23,7 @@ into the plain layout (`export.plain_copy`), so it scores anywhere.
 import dataclasses
 import json
 import os
+import traceback
 
 import keras
 import tensorflow as tf
@@ -74,13 +75,38 @@ def load_keras(path):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises ValueError, TypeError, OSError, zip errors...
+        if _raised_by_our_code(err):
+            raise  # a bug in our layers, not a bad file: keep the traceback
         message = " ".join(str(err).split())
+        # Keras wraps what a layer raised in a long paragraph; the layer's words come last.
+        detail = message.rsplit("Exception encountered:", 1)[-1].strip()
         if "safe_mode" in message or "arbitrary code" in message:
             raise UserError(
                 f"model file {path} was refused: it holds Python code (a Lambda layer or a custom "
                 "function) and models are loaded in Keras safe mode; load only models you trust"
             ) from None
-        raise UserError(f"model file {path} cannot be loaded: {message[:200]}") from None
+        raise UserError(f"model file {path} cannot be loaded: {detail[:200]}") from None
+
+
+def _raised_by_our_code(error):
+    """Whether `error` is a bug of this package's rather than a mistake in the file.
+
+    Keras reports a file it cannot read (not a zip, a broken config, an unknown class, a
+    Lambda refused by safe mode) by raising from its own code, often re-raising what it
+    caught. An error that some exception in that chain raised from this package's code
+    (our layers' `from_config`, `build`, `call`) is a bug, unless it is a ValueError or
+    UserError: those are our layers' own checks of the arguments the file holds.
+    """
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if not isinstance(error, (ValueError, UserError)):
+            frames = traceback.extract_tb(error.__traceback__)
+            if any(f.filename.startswith(package) and f.name != "load_keras" for f in frames):
+                return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def latest_checkpoint(model_dir):

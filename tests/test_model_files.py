@@ -1,13 +1,14 @@
 """Loading trained models: safe mode, and checkpoints of plain and towers runs."""
 
 import os
+import traceback
 
 import keras
 import numpy as np
 import pytest
 from tinyrun import CLASSES, trained_run
 
-from alexnet_tf import model_files
+from alexnet_tf import lrn, model_files
 from alexnet_tf.config import EvalConfig
 from alexnet_tf.errors import UserError
 from alexnet_tf.layers import TowerConv2D
@@ -66,3 +67,74 @@ def test_a_checkpoint_for_other_classes_is_refused(tmp_path_factory):
 def test_a_run_without_checkpoints_is_named(tmp_path):
     with pytest.raises(UserError, match=f"--model_dir {tmp_path} has no checkpoint in"):
         model_files.latest_checkpoint(str(tmp_path))
+
+
+# ------------------------------------------------------------- mistakes versus bugs
+
+
+def lrn_model_file(path, **lrn):
+    """A tiny .keras file of one of the project's own layers (loads in safe mode)."""
+    inputs = keras.Input((4, 4, 6))
+    keras.Model(inputs, LocalResponseNormalization(**lrn)(inputs)).save(path)
+    return str(path)
+
+
+def test_a_damaged_model_file_is_one_line(tmp_path):
+    lrn_model_file(tmp_path / "whole.keras")
+    data = (tmp_path / "whole.keras").read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])  # a download cut short
+    with pytest.raises(UserError, match="cut.keras cannot be loaded") as cut:
+        model_files.load_keras(str(tmp_path / "cut.keras"))
+    assert "\n" not in str(cut.value)
+
+
+def test_a_model_with_a_class_from_elsewhere_is_one_line(tmp_path):
+    # Keras raises a TypeError for a class it cannot find: the file's fault, not ours.
+    @keras.saving.register_keras_serializable(package="elsewhere")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return 2.0 * x
+
+    inputs = keras.Input((4,))
+    keras.Model(inputs, Doubler()(inputs)).save(tmp_path / "other.keras")
+    del keras.saving.get_custom_objects()["elsewhere>Doubler"]
+    with pytest.raises(UserError, match="other.keras cannot be loaded") as other:
+        model_files.load_keras(str(tmp_path / "other.keras"))
+    assert "\n" not in str(other.value)
+
+
+def test_a_file_our_layer_rejects_is_one_line(tmp_path, monkeypatch):
+    # The layer's own check of its arguments (a ValueError) is about the file.
+    path = lrn_model_file(
+        tmp_path / "m.keras", preset=None, k=2.0, alpha=1e-4, beta=0.75, size=5, groups=1
+    )
+    original = LocalResponseNormalization.from_config.__func__
+
+    def from_config(cls, config):
+        return original(cls, {**config, "size": 4})  # as if the file said size 4
+
+    monkeypatch.setattr(LocalResponseNormalization, "from_config", classmethod(from_config))
+    with pytest.raises(UserError, match="m.keras cannot be loaded.*size must be a positive odd"):
+        model_files.load_keras(path)
+
+
+BUGS = {  # a slip in our own layer's code, and the error it raises while a model loads
+    "TypeError": lambda patch: patch.setitem(lrn.PRESETS, "paper", 5),  # in __init__
+    "NameError": lambda patch: patch.delattr(lrn, "PRESETS"),  # in __init__
+}
+
+
+@pytest.mark.parametrize("error", sorted(BUGS))
+def test_a_bug_in_our_code_keeps_its_traceback(tmp_path, monkeypatch, error):
+    path = lrn_model_file(tmp_path / "m.keras")
+    BUGS[error](monkeypatch)
+    with pytest.raises(Exception) as raised:
+        model_files.load_keras(path)
+    assert not isinstance(raised.value, UserError)
+    chain, seen = [], raised.value
+    while seen is not None:  # Keras may re-raise ours as its own
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    assert any(type(e).__name__ == error for e in chain)
+    frames = [f for e in chain for f in traceback.extract_tb(e.__traceback__)]
+    assert any(f.filename == lrn.__file__ for f in frames)  # the traceback shows where
