@@ -11,16 +11,23 @@
 - `multi_worker`: `MultiWorkerMirroredStrategy` from `TF_CONFIG`.
 - `auto`: `multi_worker` when TF_CONFIG names several tasks, `mirrored` with two or
   more GPUs, else `one_device`.
+
+Workers of a `multi_worker` run end together (`finish_together`), and when one of them
+is gone the others stop with one line and exit status 5 (`peers_lost_as_stop`).
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import re
 
 import tensorflow as tf
+from tensorflow.python.eager import context as tf_context
 
-from alexnet_tf.errors import UserError
+from alexnet_tf.checkpointing import CHECKPOINT_DIR
+from alexnet_tf.errors import TrainingStopped, UserError
 
 log = logging.getLogger(__name__)
 
@@ -158,3 +165,126 @@ def check_batch_size(batch_size, placement):
         ", ".join(placement.devices),
         "" if placement.is_chief else f" (worker {placement.worker_index}, not chief)",
     )
+
+
+# Exit status of a worker whose peers are gone (cli.EXIT_CODES).
+PEERS_LOST_EXIT_CODE = 5
+
+# How TF 2.21 reports a lost peer under MultiWorkerMirroredStrategy. Its coordination
+# service (on the chief, or worker 0) expects a heartbeat from every task; after 10 s
+# without one (CoordinationServiceConfig.heartbeat_timeout_in_ms, 0 = 10 s) it declares
+# the task unhealthy and every other task's collectives abort. A killed process on the
+# same host resets its connections, which aborts the collectives at once. Both surface
+# as UnavailableError; a task that cannot reach the service gets DeadlineExceededError;
+# each op after the abort fails with "Collective ops is aborted by: <the first error>".
+_NETWORK_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError)
+# Codes our own bugs can raise too: a lost peer only if the message says so.
+_MAYBE_NETWORK_ERRORS = (tf.errors.AbortedError, tf.errors.CancelledError, tf.errors.InternalError)
+_PEER_MARKERS = re.compile(
+    r"Collective ops is aborted|unhealthy|heartbeat|CoordinationService|"
+    r"Connection reset|Socket closed|Connection refused|failed to connect",
+    re.IGNORECASE,
+)
+_TASK = re.compile(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)")
+_CAUSES = (  # (pattern in TF's message, what the line says)
+    (re.compile(r"stopped sending heartbeats|unhealthy"), "no heartbeat for 10 s"),
+    (
+        re.compile(r"Connection reset|Socket closed|Connection refused|failed to connect"),
+        "its connection closed",
+    ),
+    (re.compile(r"Heartbeat"), "the coordination service did not answer"),
+    (re.compile(r"lost a task before the end"), "gone before the end of the run"),
+)
+_BARRIER_TIMEOUT_MS = 24 * 60 * 60 * 1000  # TF's own stand-in for "no timeout" (dtensor)
+
+
+def finish_together(placement):
+    """Returns once every worker of a `multi_worker` run has called it (no-op otherwise).
+
+    Without it the worker that finishes first exits while the chief still exports the
+    model, and the chief's coordination service, missing its heartbeats, logs "The
+    following tasks are unhealthy (stopped sending heartbeats) ... The tasks have
+    crashed". This is the coordination service's barrier (what
+    `tf.experimental.dtensor.barrier` ends with); it fails, rather than waits for ever,
+    when a worker is gone.
+    """
+    if placement.kind != "multi_worker":
+        return
+    tf_context.async_wait()
+    try:
+        tf_context.context().wait_at_barrier("alexnet_tf/finished", _BARRIER_TIMEOUT_MS)
+    except tf.errors.FailedPreconditionError as err:
+        # "Agent must be in CONNECTED state. It is currently in ERROR.": the service
+        # found a task gone before this barrier (while the chief exported, say).
+        if "ERROR" not in str(err):
+            raise
+        raise tf.errors.UnavailableError(
+            None, None, f"the coordination service lost a task before the end: {err}"
+        ) from None
+
+
+@contextlib.contextmanager
+def peers_lost_as_stop(placement, model_dir):
+    """Turns the TF error of a lost worker into `TrainingStopped(..., 5)` with one line.
+
+    Only under `multi_worker`, and only for the errors TF raises when a peer is gone
+    (see _NETWORK_ERRORS), so our own bugs keep their traceback.
+    """
+    if placement.kind != "multi_worker":
+        yield
+        return
+    try:
+        yield
+    except (*_NETWORK_ERRORS, *_MAYBE_NETWORK_ERRORS) as err:
+        if not isinstance(err, _NETWORK_ERRORS) and not _PEER_MARKERS.search(str(err)):
+            raise
+        raise TrainingStopped(_peers_lost_message(err, model_dir), PEERS_LOST_EXIT_CODE) from None
+
+
+def _peers_lost_message(err, model_dir):
+    """`worker 1 of 2 stopped responding (...); the latest checkpoint is ...; restart ...`."""
+    message = str(err)
+    who = " and ".join(f"{job} {index}" for job, index in _lost_tasks(message)) or "a worker"
+    tasks = _tf_config_tasks()
+    if tasks:
+        who += f" of {tasks[0]}"
+    cause = next((text for pattern, text in _CAUSES if pattern.search(message)), None)
+    cause = cause or f"{type(err).__name__}: {' '.join(message.split())[:120]}"
+    try:
+        latest = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_DIR))
+    except (OSError, tf.errors.OpError):
+        latest = None
+    saved = f"the latest checkpoint is {latest}" if latest else "no checkpoint was saved yet"
+    return (
+        f"{who} stopped responding ({cause}); {saved}; restart all workers "
+        "with the same command to resume"
+    )
+
+
+def _lost_tasks(message):
+    """`[(job, index)]` of the tasks gone, from TF's error `message` and TF_CONFIG."""
+    tasks = _tf_config_tasks()
+    if not tasks:
+        return []
+    _, own_job, own_index, cluster = tasks
+    jobs = [(job, len(cluster[job])) for job in ("chief", "worker") if job in cluster]
+    everyone = [(job, index) for job, count in jobs for index in range(count)]
+    others = [task for task in everyone if task != (own_job, own_index)]
+    named = []
+    for job, index in _TASK.findall(message):
+        task = (job, int(index))
+        if task in others and task not in named:
+            named.append(task)
+    if named:
+        return named
+    if len(others) == 1:
+        return others
+    leader = everyone[0]  # the coordination service's: the chief, else worker 0
+    if leader in others:
+        # Only the service's own heartbeat failing names no task: the leader is gone.
+        return [leader] if "Heartbeat" in message else []
+    try:  # the service runs here: ask it which tasks it has lost
+        states = tf_context.context().get_task_states(jobs)
+    except (tf.errors.OpError, ValueError):
+        return []
+    return [task for task, state in zip(everyone, states, strict=False) if state is not None]
