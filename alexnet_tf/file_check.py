@@ -15,13 +15,20 @@ CMYK, greyscale and PNG-named-.JPEG files are good files: the decoder handles th
 Each bad file is logged once with its path and reason and written to
 `<report_dir>/bad_files_<split>.json`; a later run with the same file list reuses that
 report instead of checking again. More than `max_bad_fraction` bad files is a `UserError`.
+
+A file the check passes but TF still cannot decode is left out by the pipeline that reads
+it (`input_pipeline`), which calls `record_dropped`: the file is logged once and added to
+the same report's "dropped" list. Those files stay in the split (leaving them out would
+change every epoch's order), so a resumed run reads, and drops, them again.
 """
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import logging
 import os
+import threading
 
 import numpy as np
 
@@ -103,9 +110,10 @@ def drop_bad_files(source, report_dir, *, mode="header", max_bad_fraction=0.001)
     `UserError` if the bad fraction exceeds `max_bad_fraction`. Record sources are
     returned as they are (their images were re-encoded when the records were written).
     """
+    source = dataclasses.replace(source, report_dir=report_dir)  # for `record_dropped`
     if source.kind != "files" or mode == "off":
         return source
-    report_path = os.path.join(report_dir, f"bad_files_{source.split}.json")
+    report_path = report_file(report_dir, source.split)
     fingerprint = _fingerprint(source.paths)
     report = _read_report(report_path)
     if report and report.get("fingerprint") == fingerprint and report.get("mode") == mode:
@@ -117,19 +125,11 @@ def drop_bad_files(source, report_dir, *, mode="header", max_bad_fraction=0.001)
         bad = find_bad_files(source.paths, mode)
         for path, reason in bad:
             log.warning("Skipping bad image %s: %s", path, reason)
-        os.makedirs(report_dir, exist_ok=True)
-        report = {
-            "split": source.split,
-            "root": source.root,
-            "mode": mode,
-            "num_files": source.num_examples,
-            "num_bad": len(bad),
-            "fingerprint": fingerprint,
-            "bad": [{"path": p, "reason": r} for p, r in bad],
-        }
-        with open(report_path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
-        os.replace(report_path + ".tmp", report_path)
+        new = _new_report(source, mode, fingerprint, bad)
+        listed = set(source.paths.tolist())
+        new["dropped"] = [d for d in (report or {}).get("dropped", []) if d["path"] in listed]
+        new["num_dropped"] = len(new["dropped"])
+        _write_report(report_path, new)
     fraction = len(bad) / max(source.num_examples, 1)
     if fraction > max_bad_fraction:
         raise UserError(
@@ -150,6 +150,71 @@ def _without(source, bad):
     if not bad:
         return source
     return source.subset(~np.isin(source.paths, [p for p, _ in bad]))
+
+
+def report_file(report_dir, split):
+    """The bad-file report of `split` in `report_dir`."""
+    return os.path.join(report_dir, f"bad_files_{split}.json")
+
+
+_dropped_lock = threading.Lock()
+_dropped_seen = {}  # (report path or root, split) -> names logged by this process
+
+
+def record_dropped(source, name, reason):
+    """Log and report a file of `source` that a pipeline left out while reading it.
+
+    `name` is the file's path (records: which record). Logged once per process, with the
+    count of files the split has dropped so far; added to the "dropped" list of
+    `bad_files_<split>.json` in `source.report_dir` (when there is one). Thread-safe:
+    pipelines call it from their threads. Returns that count.
+    """
+    path = report_file(source.report_dir, source.split) if source.report_dir else None
+    with _dropped_lock:
+        seen = _dropped_seen.setdefault((path or source.root, source.split), set())
+        if name in seen:
+            return len(seen)
+        seen.add(name)
+        count = len(seen)
+        if path is not None:
+            # The check's report of the same split, or a new one (no check ran).
+            report = _read_report(path) or _new_report(source, None, None, [])
+            dropped = report.setdefault("dropped", [])
+            if name not in {d["path"] for d in dropped}:
+                dropped.append({"path": name, "reason": reason})
+            report["num_dropped"] = count = len(dropped)
+            _write_report(path, report)
+    log.warning(
+        "Skipping undecodable image %s: %s (%d file(s) of the %s split dropped while reading%s)",
+        name,
+        reason,
+        count,
+        source.split,
+        f", listed in {path}" if path else "",
+    )
+    return count
+
+
+def _new_report(source, mode, fingerprint, bad):
+    return {
+        "split": source.split,
+        "root": source.root,
+        "mode": mode,
+        "num_files": source.num_examples,
+        "num_bad": len(bad),
+        "fingerprint": fingerprint,
+        "bad": [{"path": p, "reason": r} for p, r in bad],
+        "num_dropped": 0,
+        "dropped": [],
+    }
+
+
+def _write_report(path, report):
+    """Write `report` to `path` atomically (a kill leaves the old report or the new one)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def _fingerprint(paths):

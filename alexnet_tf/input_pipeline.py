@@ -19,7 +19,9 @@ Batches are `(images, labels)`: float32 (B, S, S, 3) -- (B, 10, S, S, 3) with
 - Nothing is dropped silently: the last partial batch is kept; in training with several
   pipelines the order is padded to a multiple of their number with its own first few
   files, so every pipeline has the same number of batches. Evaluation yields every
-  example exactly once (minus the bad files `prepare_inputs` reported).
+  example exactly once (minus the bad files `prepare_inputs` reported). A file that still
+  fails to decode is left out, named in the log and in `bad_files_<split>.json`, and
+  counted (`map_or_drop`); `evaluation.score` checks the count against the allowance.
 """
 
 import dataclasses
@@ -111,45 +113,120 @@ def build_dataset(
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
     _check_sizes(cfg, source)
+    skip = skip_batches * batch_size
     if source.kind == "files":
-        examples = _file_examples(source, training, cfg.seed, epoch, input_context)
+        examples, paths = _file_examples(source, training, cfg.seed, epoch, input_context)
+        names = paths[skip:]
     else:
         examples = _record_examples(cfg, source, training, epoch, input_context)
-    examples = examples.skip(skip_batches * batch_size)  # before reading or decoding
+        pipeline = input_context.input_pipeline_id if input_context else 0
+        names = _RecordNames(source, f"pipeline {pipeline}, epoch {epoch}", skip)
+    examples = examples.skip(skip)  # before reading or decoding
     if training:
         fn = train_transform(cfg, stats, epoch)
     else:
         fn = eval_transform(cfg, stats, crops)
     read = tf.io.read_file if source.kind == "files" else tf.identity
-    dataset = examples.map(
-        lambda ref, label, index: (fn(read(ref), index), label),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+    # Safety net for a file the pre-check passed but TF cannot decode: left out, named.
+    dataset = map_or_drop(
+        examples, lambda ref, label, index: (fn(read(ref), index), label), source, names, batch_size
     )
-    # Safety net for a file the pre-check passed but TF cannot decode: skip it, logged.
-    dataset = dataset.ignore_errors(log_warning=True)
-    dataset = dataset.map(_label_checker(source))
-    dataset = dataset.batch(batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.map(_label_checker(source)).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = True
     options.autotune.enabled = True
     return dataset.with_options(options)
 
 
-def encoded_images(source, *, max_images=0, seed=0):
-    """Encoded images of `source` (a deterministic sample of `max_images`; 0: all), in order."""
+def decoded_images(source, fn, *, max_images=0, seed=0, batch_size=64):
+    """Batches of `fn(contents)` of `source`'s images (a deterministic sample of
+    `max_images`; 0: all), in order; an image `fn` fails on is left out and named
+    (`map_or_drop`). -> (dataset, number of images planned).
+    """
     if source.kind == "files":
         index = np.arange(source.num_examples)
         if 0 < max_images < source.num_examples:
             index = np.sort(np.random.default_rng(seed).choice(index, max_images, replace=False))
-        return tf.data.Dataset.from_tensor_slices(source.paths[index]).map(
-            tf.io.read_file, num_parallel_calls=tf.data.AUTOTUNE
+        names = source.paths[index]
+        examples = tf.data.Dataset.from_tensor_slices(names).map(lambda path: (path, 0, 0))
+        read, planned = tf.io.read_file, len(index)
+    else:
+        records = tf.data.TFRecordDataset(list(source.paths), num_parallel_reads=4)
+        if max_images > 0:
+            records = records.take(max_images)
+        parse = _record_parser(source)
+        examples = records.map(lambda r: (*parse(r), 0))
+        names = _RecordNames(source, "statistics", 0)
+        read = tf.identity
+        planned = source.num_examples if max_images <= 0 else min(max_images, source.num_examples)
+    images = map_or_drop(
+        examples, lambda ref, label, index: fn(read(ref)), source, names, batch_size
+    )
+    return images, planned
+
+
+def map_or_drop(examples, fn, source, names, batch_size):
+    """`examples.map(fn).batch(batch_size)` without the examples `fn` fails on, each named.
+
+    `examples` yields `(ref, label, index)`; `names[p]` names the example at position p of
+    the stream (a file's path). `Dataset.ignore_errors` drops a failing example without
+    saying which, so each example carries its position through the map and the error
+    filter, and a gap in a batch's positions names the examples dropped there; an empty
+    batch after the last one closes the last gap (when `len(names)` is known). Each is
+    passed to `file_check.record_dropped` (log, report, count). Good examples come out
+    exactly as before, in the same batches; the check costs a few ops per batch, and
+    only a gap calls into Python.
+    """
+    reason = "TF cannot decode it"
+    total = len(names) if hasattr(names, "__len__") else -1  # -1: not known
+
+    def report(expected, positions):
+        positions = positions.numpy().tolist()
+        stop = positions[-1] + 1 if positions else total  # an empty batch ends the stream
+        for position in sorted(set(range(int(expected), stop)) - set(positions)):
+            file_check.record_dropped(source, str(names[position]), reason)
+        return True
+
+    numbered = examples.enumerate().map(
+        lambda position, example: (fn(*example), position),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    batches = numbered.ignore_errors().batch(batch_size, drop_remainder=False)
+    end = tf.nest.map_structure(
+        lambda spec: tf.zeros([0, *spec.shape[1:]], spec.dtype), batches.element_spec
+    )
+    batches = batches.concatenate(tf.data.Dataset.from_tensors(end))
+
+    def gaps(expected, batch):  # expected: the position that should come next
+        out, positions = batch
+        size = tf.size(positions, tf.int64)
+        whole = tf.logical_and(
+            tf.reduce_all(tf.equal(positions, expected + tf.range(size))),
+            tf.logical_or(size > 0, tf.logical_or(total < 0, expected >= total)),
         )
-    records = tf.data.TFRecordDataset(list(source.paths), num_parallel_reads=4)
-    if max_images > 0:
-        records = records.take(max_images)
-    parse = _record_parser(source)
-    return records.map(lambda r: parse(r)[0], num_parallel_calls=tf.data.AUTOTUNE)
+        reported = tf.cond(
+            whole, lambda: True, lambda: tf.py_function(report, [expected, positions], tf.bool)
+        )
+        following = tf.cond(size > 0, lambda: positions[-1] + 1, lambda: expected)
+        return following, (out, reported, size)
+
+    checked = batches.scan(tf.constant(0, tf.int64), gaps)
+    checked = checked.filter(lambda out, reported, size: tf.logical_and(reported, size > 0))
+    return checked.map(lambda out, reported, size: out)
+
+
+class _RecordNames:
+    """`names[p]` for records: which record of which stream (records have no file name).
+
+    Their number per stream is not known, so a record dropped at the very end of a stream
+    is not named (the scoring count check still counts it)."""
+
+    def __init__(self, source, stream, skipped):
+        self.source, self.stream, self.skipped = source, stream, skipped
+
+    def __getitem__(self, position):
+        return f"{self.source.root}: record {position + self.skipped} of the {self.stream} stream"
 
 
 # ------------------------------------------------------------------------- example order
@@ -171,14 +248,17 @@ def _shard(order, input_context, training):
 
 
 def _file_examples(source, training, seed, epoch, input_context):
-    """(path, label, file index) in the epoch's order, this pipeline's shard; not yet read."""
+    """(path, label, file index) in the epoch's order, this pipeline's shard; not yet read.
+
+    -> (dataset, the paths in its order)."""
     order = epoch_order(source.num_examples, seed, epoch) if training else None
     if order is None:
         order = np.arange(source.num_examples)
     order = _shard(order, input_context, training)
-    return tf.data.Dataset.from_tensor_slices(
+    examples = tf.data.Dataset.from_tensor_slices(
         (source.paths[order], source.labels[order], order.astype(np.int64))
     )
+    return examples, source.paths[order]
 
 
 def _record_examples(cfg, source, training, epoch, input_context):
@@ -232,8 +312,8 @@ def _label_checker(source):
         f"[0, {source.num_classes}): check --label_offset"
     )
 
-    def check(image, label):
-        ok = tf.logical_and(label >= 0, label < source.num_classes)
+    def check(image, label):  # a batch: not in the map, whose errors drop the example
+        ok = tf.reduce_all(tf.logical_and(label >= 0, label < source.num_classes))
         with tf.control_dependencies([tf.debugging.Assert(ok, [message, label])]):
             return image, tf.identity(label)
 

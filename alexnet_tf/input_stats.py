@@ -92,13 +92,26 @@ def load_or_compute_stats(cfg, source, folder):
         log.warning(
             "%s was computed at resize %d, not %d: recomputing", path, stats.resize, cfg.resize
         )
-    stats = compute_stats(source, resize=cfg.resize, max_images=cfg.stats_images, seed=cfg.seed)
+    stats = compute_stats(
+        source,
+        resize=cfg.resize,
+        max_images=cfg.stats_images,
+        seed=cfg.seed,
+        max_bad_fraction=cfg.max_bad_fraction,
+    )
     log.info("Input statistics from %d images saved to %s", stats.num_images, stats.save(folder))
     return stats
 
 
-def compute_stats(source, *, resize, max_images=10_000, seed=0, batch_size=64):
-    """`InputStats` over `max_images` images of `source` (0: all), sampled deterministically."""
+def compute_stats(
+    source, *, resize, max_images=10_000, seed=0, batch_size=64, max_bad_fraction=0.001
+):
+    """`InputStats` over `max_images` images of `source` (0: all), sampled deterministically.
+
+    An image that fails to decode is left out, named in the log and in the split's
+    bad-file report (`input_pipeline.decoded_images`), and counted; more of them than
+    `max_bad_fraction` of the sample is a `UserError`.
+    """
     import tensorflow as tf
 
     from alexnet_tf import input_pipeline, preprocess
@@ -107,9 +120,10 @@ def compute_stats(source, *, resize, max_images=10_000, seed=0, batch_size=64):
         image = preprocess.resize_shorter(preprocess.decode(contents), resize)
         return preprocess.center_crop(image, resize)  # (R, R, 3) float32
 
-    contents = input_pipeline.encoded_images(source, max_images=max_images, seed=seed)
-    images = contents.map(view, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-    images = images.batch(batch_size).prefetch(2)
+    images, planned = input_pipeline.decoded_images(
+        source, view, max_images=max_images, seed=seed, batch_size=batch_size
+    )
+    images = images.prefetch(2)
 
     count, pixel_sum = 0, np.zeros((resize, resize, 3))
     rgb_sum, rgb_outer = np.zeros(3), np.zeros((3, 3))
@@ -119,8 +133,21 @@ def compute_stats(source, *, resize, max_images=10_000, seed=0, batch_size=64):
         pixel_sum += tf.reduce_sum(batch, axis=0).numpy()
         rgb_sum += tf.reduce_sum(pixels, axis=0).numpy()
         rgb_outer += tf.matmul(pixels, pixels, transpose_a=True).numpy()
-    if count == 0:
-        raise UserError(f"{source.root}: no decodable images to compute input statistics from")
+    dropped = planned - count
+    if dropped:
+        log.warning(
+            "%d of the %d images sampled from %s for the input statistics failed to decode "
+            "and were left out",
+            dropped,
+            planned,
+            source.root,
+        )
+    if count == 0 or dropped > max_bad_fraction * planned:
+        raise UserError(
+            f"{dropped} of the {planned} images sampled from {source.root} for the input "
+            f"statistics failed to decode (named above), more than --max_bad_fraction "
+            f"{max_bad_fraction} allows; --check_files decode finds such files first"
+        )
     num_pixels = count * resize * resize
     channel_mean = rgb_sum / num_pixels
     covariance = rgb_outer / num_pixels - np.outer(channel_mean, channel_mean)

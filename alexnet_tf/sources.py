@@ -56,6 +56,7 @@ class Source:
     label_key: str = "image/class/label"
     label_offset: int = 0
     resize: int | None = None  # records prepared at this size, if known
+    report_dir: str | None = None  # where bad_files_<split>.json goes (file_check)
 
     @property
     def num_classes(self):

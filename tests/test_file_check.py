@@ -92,8 +92,15 @@ def test_pipeline_safety_net_skips_what_the_check_missed(tmp_path):
         os.path.join(root, "train", "ant", "zz.jpg"), encode(pattern(24, 28))[:60] + b"\xff\xd9"
     )
     cfg = DataConfig(dataset="folder", data_dir=root, image_size=16, resize=20)
+    with pytest.raises(UserError, match="1 of the 7 images sampled .* for the input statistics"):
+        input_pipeline.prepare_inputs(cfg, str(tmp_path / "run"))  # 1 of 7 > 0.001
+    cfg = DataConfig(
+        dataset="folder", data_dir=root, image_size=16, resize=20, max_bad_fraction=0.2
+    )
     inputs = input_pipeline.prepare_inputs(cfg, str(tmp_path / "run"))
     assert corrupt in inputs.train.paths  # the header check passes it
+    with open(os.path.join(tmp_path, "run", "bad_files_train.json")) as f:
+        assert [d["path"] for d in json.load(f)["dropped"]] == [corrupt]  # named by the stats
     labels = [
         y
         for _, ys in input_pipeline.build_dataset(
