@@ -1,7 +1,10 @@
 """Checkpoints that make a run resumable exactly, and survive a kill at any moment.
 
-A checkpoint holds the model, the optimizer (momentum slots, step count, learning
-rate) and the `RunState`: epoch, position in the epoch and the plateau's state.
+A checkpoint holds all a run needs to go on as if it had never stopped: the model,
+the dropout layers' seed states (which Keras keeps outside what a checkpoint finds
+through the model), the optimizer (momentum slots, step count, learning rate) and the
+`RunState`: epoch, position in the epoch, the epoch's running totals and the
+plateau's state.
 `tf.train.CheckpointManager` writes each checkpoint's files under temporary names
 and then rewrites the small `checkpoint` index file atomically, so a kill during a
 save leaves the previous checkpoint the latest one, and loadable.
@@ -17,6 +20,8 @@ import shutil
 
 import numpy as np
 import tensorflow as tf
+
+from alexnet_tf.layers import seed_states
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,11 @@ class RunState(tf.Module):
         self.plateau_best = tf.Variable(np.inf, dtype=tf.float64, trainable=False, name="best")
         self.plateau_wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
         self.plateau_cooldown = tf.Variable(0, dtype=tf.int64, trainable=False, name="cooldown")
+        # The current epoch's sums so far (loss weighted by images, top-1/top-5 hits,
+        # images), so that the epoch's line after a resume covers the whole epoch.
+        self.epoch_sums = tf.Variable(
+            np.zeros(4), dtype=tf.float64, trainable=False, name="epoch_sums"
+        )
 
     def save_plateau(self, plateau):
         self.plateau_best.assign(float(plateau.best))
@@ -52,7 +62,9 @@ class Checkpoints:
     def __init__(
         self, model_dir, model, optimizer, state, *, is_chief=True, worker_index=0, keep=3
     ):
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, state=state)
+        self.checkpoint = tf.train.Checkpoint(
+            model=model, optimizer=optimizer, state=state, rng=seed_states(model)
+        )
         self.directory = os.path.join(model_dir, CHECKPOINT_DIR)
         self.is_chief = is_chief
         self.scratch = os.path.join(model_dir, f".worker-{worker_index}-scratch")

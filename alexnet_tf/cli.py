@@ -26,6 +26,7 @@ EXIT_CODES = {
     2: "a mistake in a flag, path or file: the one-line message says which",
     3: "training stopped: the loss or gradients became NaN or infinite (nothing saved after)",
     4: "training stopped: the data ran out before the planned steps",
+    5: "training stopped: another worker of a multi_worker run stopped responding",
     130: "interrupted by SIGINT (Ctrl-C) after saving a checkpoint",
     143: "stopped by SIGTERM after saving a checkpoint",
 }
@@ -128,6 +129,9 @@ def define_train_flags():
         "mixed_precision", None, ["float16", "bfloat16"], "Mixed precision (float16: loss scaling)."
     )
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step.")
+    flags.DEFINE_bool(
+        "deterministic", False, "Deterministic TF ops (op determinism; slower on GPUs)."
+    )
     flags.DEFINE_integer("checkpoint_every", t.checkpoint_every, "Steps between checkpoints.")
     flags.DEFINE_list("profile_steps", None, "START,END: capture a profiler trace of these steps.")
     flags.DEFINE_integer("val_steps", None, "Cap the validation batches (quick runs).")
@@ -241,6 +245,7 @@ def train_config():
         strategy=FLAGS.strategy,
         mixed_precision=FLAGS.mixed_precision,
         jit_compile=FLAGS.jit_compile,
+        deterministic=FLAGS.deterministic,
         checkpoint_every=_positive("checkpoint_every", _value("checkpoint_every", demo)),
         profile_steps=profile,
         val_steps=_positive("val_steps", FLAGS.val_steps),

@@ -61,6 +61,9 @@ class TrainConfig:
     strategy: str = "auto"  # auto | one_device | mirrored | towers | multi_worker
     mixed_precision: str | None = None  # None | float16 | bfloat16
     jit_compile: bool = False
+    # tf.config.experimental.enable_op_determinism(): for ops whose results vary run to run
+    # (GPU reductions, multi-threaded CPU kernels); not needed for exact resume on a CPU.
+    deterministic: bool = False
     checkpoint_every: int = 500  # steps; and at every epoch end
     keep_checkpoints: int = 3
     profile_steps: tuple[int, int] | None = None

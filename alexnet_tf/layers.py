@@ -308,6 +308,43 @@ class TowerDense(_TowerLayer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="alexnet_tf")
+class ReplicaDropout(keras.layers.Dropout):
+    """Keras `Dropout` whose masks differ between data-parallel replicas.
+
+    Keras' `Dropout` draws from one seed generator whose state variable is mirrored
+    under `MirroredStrategy`: every replica would draw the same mask for its own
+    images. This layer folds the replica's index into the drawn seed, so each replica
+    (and each worker) draws its own masks, while the one shared state still advances
+    once per call and is all a checkpoint needs to repeat them. With one replica the
+    index is 0 and the masks follow the layer's seed alone.
+    """
+
+    def call(self, inputs, training=False):
+        if not training or self.rate == 0:
+            return inputs
+        seed = self.seed_generator.next()  # (2,) int64; the state advances by one
+        context = tf.distribute.get_replica_context()
+        replica = 0 if context is None else context.replica_id_in_sync_group
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, tf.int64))
+        return tf.nn.experimental.stateless_dropout(
+            inputs, self.rate, seed, noise_shape=self.noise_shape
+        )
+
+
+def seed_states(model):
+    """`{name: variable}` of every random seed state in `model` (the dropout layers').
+
+    Keras keeps these outside what `tf.train.Checkpoint` tracks through a model, so a
+    checkpoint must hold them by name, or a resumed run draws its first masks again.
+    """
+    states = {}
+    for layer in model._flatten_layers():  # noqa: SLF001 - nested layers, as Keras walks them
+        for index, generator in enumerate(getattr(layer, "_seed_generators", ())):
+            states[f"{layer.name}/{index}"] = generator.state
+    return states
+
+
 class PerTower(keras.layers.Layer):
     """Applies a weightless layer to each tower's tensor on that tower's device.
 

@@ -4,7 +4,7 @@ import contextlib
 
 import keras
 
-from alexnet_tf.layers import PerTower, TowerConv2D, TowerDense
+from alexnet_tf.layers import PerTower, ReplicaDropout, TowerConv2D, TowerDense
 from alexnet_tf.lrn import PRESETS, LocalResponseNormalization
 
 # The smallest input for which pool5 still has one pixel: 67 -> 15 -> 7 -> 3 -> 1.
@@ -148,11 +148,9 @@ def build_alexnet(
     x = conv("conv5", 256, 3, layer_groups=groups)(x)  # (B, 13, 13, 256)
     x = pool("pool5")(x)  # (B, 6, 6, 256)
     x = dense("fc6", 4096, "relu")(x)  # (B, 4096): flattens pool5 in HWC order
-    x = per_tower(keras.layers.Dropout(dropout, seed=seed, name="drop6"))(x)
+    x = per_tower(ReplicaDropout(dropout, seed=seed, name="drop6"))(x)
     x = dense("fc7", 4096, "relu")(x)  # (B, 4096)
-    x = per_tower(
-        keras.layers.Dropout(dropout, seed=None if seed is None else seed + 1, name="drop7")
-    )(x)
+    x = per_tower(ReplicaDropout(dropout, seed=None if seed is None else seed + 1, name="drop7"))(x)
     logits = dense("fc8", num_classes)(x)  # (B, num_classes)
     if towers is not None:
         logits = keras.layers.Concatenate(name="logits")(logits)

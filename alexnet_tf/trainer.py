@@ -12,6 +12,7 @@ flags (cli) -> devices and strategy -> batch size vs replicas -> the run folder
 (resume compatible?) -> data checks and statistics -> model -> loop -> export.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -25,7 +26,13 @@ import tensorflow as tf
 from alexnet_tf import config as config_lib
 from alexnet_tf import export
 from alexnet_tf.checkpointing import Checkpoints, RunState
-from alexnet_tf.distribute import check_batch_size, configure_cpu_devices, make_placement
+from alexnet_tf.distribute import (
+    check_batch_size,
+    configure_cpu_devices,
+    finish_together,
+    make_placement,
+    peers_lost_as_stop,
+)
 from alexnet_tf.errors import TrainingStopped, UserError
 from alexnet_tf.evaluation import score
 from alexnet_tf.input_pipeline import build_dataset, prepare_inputs
@@ -38,6 +45,7 @@ from alexnet_tf.summaries import Summaries
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+HISTORY_FILE = "history.json"  # one entry per finished epoch: train and val figures
 # Settings a resumed run must share with the run it continues, or its steps
 # would not continue the same sequence of batches.
 _RESUME_KEYS = {
@@ -54,35 +62,51 @@ def train_and_evaluate(cfg):
     `TrainingStopped` for a NaN loss, data that ran out, or a signal (after saving).
     """
     t = cfg.train
-    configure_cpu_devices(t.cpu_devices)
-    placement = make_placement(t.strategy)
-    check_batch_size(t.batch_size, placement)
-    policy = keras.mixed_precision.global_policy()
-    if t.mixed_precision:
-        keras.mixed_precision.set_global_policy(f"mixed_{t.mixed_precision}")
-    try:
-        return _train(cfg, placement)
-    finally:  # a library call leaves the process's policy as it found it
-        keras.mixed_precision.set_global_policy(policy)
+    with _StopSignals() as signals:
+        try:
+            configure_cpu_devices(t.cpu_devices)
+            if t.deterministic:
+                tf.config.experimental.enable_op_determinism()
+            placement = make_placement(t.strategy)
+            check_batch_size(t.batch_size, placement)
+            policy = keras.mixed_precision.global_policy()
+            if t.mixed_precision:
+                keras.mixed_precision.set_global_policy(f"mixed_{t.mixed_precision}")
+            try:
+                with peers_lost_as_stop(placement, t.model_dir):
+                    return _train(cfg, placement, signals)
+            finally:  # a library call leaves the process's policy as it found it
+                keras.mixed_precision.set_global_policy(policy)
+        except _Stop:  # before the run had anything to save
+            raise signals.stopped(None) from None
 
 
-def _train(cfg, placement):
+def _train(cfg, placement, signals):
     _check_run_folder(cfg, placement)
     workdir = cfg.train.model_dir
     if not placement.is_chief:
         workdir = os.path.join(workdir, f".worker-{placement.worker_index}")
     run = _Run(cfg, placement, prepare_inputs(cfg.data, workdir))
     val = None
-    with _StopSignals() as signals:
+    try:
         for epoch in range(int(run.state.epoch), cfg.train.epochs):
             run.train_epoch(epoch, signals)
             val = run.validate()
-            run.end_epoch(epoch, val)
-            if signals.received:
-                raise signals.stopped(run.global_step)
-    if val is None:  # resumed a run that had already finished
-        val = run.validate()
-    _finish(cfg, placement, run.model, run.inputs, val, run.global_step)
+            with signals.deferred():
+                run.end_epoch(epoch, val)
+        if val is None:  # resumed a run that had already finished
+            val = run.validate()
+        _finish(cfg, placement, run.model, run.inputs, val, run.global_step)
+        finish_together(placement)
+    except UserError:  # e.g. too few images scored: keep the steps trained so far
+        with signals.deferred():
+            run.save_if_unsaved()
+        raise
+    except _Stop:
+        # A signal outside a step or a save: keep the last finished step, then stop.
+        with signals.deferred():
+            run.save_if_unsaved()
+        raise signals.stopped(run.global_step) from None
     return val
 
 
@@ -129,6 +153,7 @@ class _Run:
         self.summaries = Summaries(t.model_dir, enabled=placement.is_chief)
         self._restore_or_start()
         self.global_step = int(optimizer.iterations.numpy())
+        self.saved_step = self.global_step if self.checkpoints.latest else None
         self.train_step = make_train_step(
             self.model,
             optimizer,
@@ -141,7 +166,6 @@ class _Run:
         self.display_mean = inputs.stats.channel_mean
         self.display_std = 1.0 / inputs.stats.scale(cfg.data.normalize)
         self.epoch_start = time.monotonic()
-        self.train_totals = _Totals()
 
     def _restore_or_start(self):
         resumed = self.checkpoints.restore()
@@ -178,9 +202,16 @@ class _Run:
         return iter(self.placement.strategy.distribute_datasets_from_function(dataset_fn))
 
     def train_epoch(self, epoch, signals):
-        """The rest of `epoch`'s steps (all of them, unless resuming mid-epoch)."""
+        """The rest of `epoch`'s steps (all of them, unless resuming mid-epoch).
+
+        A step and its bookkeeping, and a save, run with `signals` deferred; a signal
+        anywhere else (the pipeline's start-up, waiting for a batch) stops at once.
+        """
         t = self.cfg.train
         start = int(self.state.step_in_epoch)
+        self.epoch_start = time.monotonic()
+        if start >= self.steps_per_epoch:  # stopped during this epoch's validation
+            return
         batches = self._batches(epoch, start)
         progress = Progress(
             f"epoch {epoch + 1}/{t.epochs}",
@@ -189,8 +220,7 @@ class _Run:
             remaining_after=(t.epochs - epoch - 1) * self.steps_per_epoch,
         )
         window = _Totals()
-        self.train_totals = _Totals()
-        self.epoch_start = time.monotonic()
+        totals = _Totals.restored(self.state.epoch_sums.numpy())
         for step in range(start, self.steps_per_epoch):
             self._profile(self.global_step)
             try:
@@ -201,13 +231,15 @@ class _Run:
                     f"epoch {epoch + 1} (files unreadable during the epoch?)",
                     4,
                 ) from None
-            metrics = {k: float(v) for k, v in self.train_step(images, labels).items()}
-            if not np.isfinite(metrics["loss"]):
-                raise self._not_finite("loss", self.global_step + 1)
-            self.global_step += 1
-            self.state.step_in_epoch.assign(step + 1)
+            with signals.deferred():
+                metrics = {k: float(v) for k, v in self.train_step(images, labels).items()}
+                if not np.isfinite(metrics["loss"]):
+                    raise self._not_finite("loss", self.global_step + 1)
+                self.global_step += 1
+                self.state.step_in_epoch.assign(step + 1)
+                totals.add(metrics)
+                self.state.epoch_sums.assign(totals.as_array())
             window.add(metrics)
-            self.train_totals.add(metrics)
             if step == start:  # what the net sees, once per epoch
                 local = self.placement.strategy.experimental_local_results(images)[0]
                 self.summaries.inputs(
@@ -223,10 +255,13 @@ class _Run:
                 self._write_train(window, progress.images_per_sec)
                 window = _Totals()
             if self.global_step % t.checkpoint_every == 0 and step + 1 < self.steps_per_epoch:
-                self.save()
-            if signals.received:
-                self.save()
-                raise signals.stopped(self.global_step)
+                with signals.deferred():
+                    self.save()
+
+    def save_if_unsaved(self):
+        """A checkpoint at the current step, unless the latest one is already there."""
+        if self.saved_step != self.global_step:
+            self.save()
 
     def save(self):
         """A checkpoint at the current step, if every weight is finite.
@@ -238,6 +273,7 @@ class _Run:
         if not bool(self.weights_finite()):
             raise self._not_finite("weights", self.global_step)
         self.checkpoints.save(self.global_step)
+        self.saved_step = self.global_step
 
     def _not_finite(self, what, step):
         return TrainingStopped(
@@ -257,6 +293,8 @@ class _Run:
             self.inputs.stats,
             batch_size=t.batch_size,
             max_batches=t.val_steps,
+            progress_seconds=t.progress_seconds,
+            label="validation",
         )
 
     def end_epoch(self, epoch, val):
@@ -264,16 +302,18 @@ class _Run:
         self.callbacks.on_epoch_end(
             epoch, {"val_error": 1.0 - val["top1"], "val_loss": val["loss"]}
         )
+        totals = _Totals.restored(self.state.epoch_sums.numpy())
         self.state.save_plateau(self.plateau)
         self.state.epoch.assign(epoch + 1)
         self.state.step_in_epoch.assign(0)
+        self.state.epoch_sums.assign(np.zeros(4))
         s, lr = self.summaries, _learning_rate(self.optimizer)
         s.scalars(s.val, self.global_step, {k: val[k] for k in ("loss", "top1", "top5")})
         s.scalars(s.train, self.global_step, {"learning_rate": lr})
         s.conv1_filters(self.global_step, self.model.get_layer("conv1").get_weights()[0])
         s.flush()
         took = format_duration(time.monotonic() - self.epoch_start)
-        totals = self.train_totals
+        self._record(epoch, totals, val, lr)
         train = (
             f"train loss {totals.mean('loss'):.3f} top-1 {totals.rate('top1'):.1%}  |  "
             if totals.count
@@ -286,6 +326,31 @@ class _Run:
             flush=True,
         )
         self.save()
+
+    def _record(self, epoch, totals, val, lr):
+        """The epoch's figures into history.json (an epoch run again replaces its entry)."""
+        if not self.placement.is_chief:
+            return
+        path = os.path.join(self.cfg.train.model_dir, HISTORY_FILE)
+        history = []
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                history = [e for e in json.load(f) if e["epoch"] < epoch + 1]
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "steps": self.global_step,
+                "train_loss": totals.mean("loss") if totals.count else None,
+                "train_top1": totals.rate("top1") if totals.count else None,
+                "train_top5": totals.rate("top5") if totals.count else None,
+                "val_loss": val["loss"],
+                "val_top1": val["top1"],
+                "val_top5": val["top5"],
+                "val_count": val["count"],
+                "learning_rate": lr,
+            }
+        )
+        _write_json(path, history)
 
     def _write_train(self, totals, images_per_sec):
         if totals.count:
@@ -324,6 +389,17 @@ class _Totals:
         self.count = 0.0
         self.sums = {"loss": 0.0, "top1": 0.0, "top5": 0.0}
 
+    @classmethod
+    def restored(cls, array):
+        """The totals kept in a checkpoint by `as_array`."""
+        totals = cls()
+        loss, top1, top5, totals.count = (float(x) for x in array)
+        totals.sums = {"loss": loss, "top1": top1, "top5": top5}
+        return totals
+
+    def as_array(self):
+        return np.array([self.sums["loss"], self.sums["top1"], self.sums["top5"], self.count])
+
     def add(self, metrics):
         self.count += metrics["count"]
         self.sums["loss"] += metrics["loss"] * metrics["count"]
@@ -336,11 +412,40 @@ class _Totals:
     rate = mean
 
 
+class _Stop(BaseException):
+    """A stop signal, raised where it arrived (a BaseException: no `except Exception`
+    in a library on the way may swallow it)."""
+
+
 class _StopSignals:
-    """SIGTERM / SIGINT set a flag; the loop saves a checkpoint and stops cleanly."""
+    """SIGTERM / SIGINT stop the run at once, except inside `deferred()` blocks.
+
+    A training step with its bookkeeping, and a checkpoint save, run deferred: a
+    signal then takes effect when the block ends, so no step or save is cut in half.
+    Anywhere else (validation, the input pipeline's start-up, waiting for a batch,
+    export) the handler raises `_Stop` right away; the run then saves its last
+    finished step. A second signal stops at once, even inside a deferred block.
+    """
 
     def __init__(self):
         self.received = None
+        self._deferred = 0
+        self._stopping = False  # _Stop raised: the run is saving its last step
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self._deferred += 1
+        try:
+            yield
+        finally:
+            self._deferred -= 1
+        if self.received is not None and not self._deferred:
+            self._stop()
+
+    def _stop(self):
+        if not self._stopping:
+            self._stopping = True
+            raise _Stop
 
     def __enter__(self):
         self.previous = {}
@@ -353,13 +458,16 @@ class _StopSignals:
         if self.received is not None:  # a second signal: stop at once
             raise KeyboardInterrupt
         self.received = signum
-        log.warning(
-            "%s received: saving a checkpoint after this step, then stopping",
-            signal.Signals(signum).name,
-        )
+        log.warning("%s received: stopping", signal.Signals(signum).name)
+        if not self._deferred:
+            self._stop()
 
     def stopped(self, step):
         name = signal.Signals(self.received).name
+        if step is None:
+            return TrainingStopped(
+                f"{name}: stopped before any step ran; nothing new to save", 128 + self.received
+            )
         return TrainingStopped(
             f"{name}: saved a checkpoint at step {step}; run the same command to resume",
             128 + self.received,
@@ -428,9 +536,14 @@ def _check_run_folder(cfg, placement):
             os.makedirs(model_dir, exist_ok=True)
         except OSError as err:
             raise UserError(f"--model_dir {model_dir} cannot be created: {err.strerror}") from None
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=1)
-        os.replace(path + ".tmp", path)
+        _write_json(path, record)
+
+
+def _write_json(path, value):
+    """Writes `value` to `path` atomically (a kill leaves the old file or the new one)."""
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+    os.replace(path + ".tmp", path)
 
 
 def _hparams(cfg, placement):
@@ -462,8 +575,7 @@ def _finish(cfg, placement, model, inputs, val, steps):
         "steps": steps,
         "epochs": cfg.train.epochs,
     }
-    with open(os.path.join(model_dir, RESULT_FILE), "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1)
+    _write_json(os.path.join(model_dir, RESULT_FILE), result)
     chance = 1.0 / inputs.num_classes
     print(
         f"\nfinished: val top-1 {val['top1']:.1%} (chance {chance:.1%}), top-5 "

@@ -11,6 +11,7 @@ import time
 import pytest
 import tensorflow as tf
 from imagefiles import image_folder
+from runcompare import assert_same_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "train.py")
@@ -121,54 +122,75 @@ def test_the_demo_in_short_trains_and_says_what_to_do_next(tmp_path):
     assert "img/s" in done.stderr and "ETA" in done.stderr
 
 
-def test_a_hard_kill_mid_epoch_resumes_to_the_same_steps_and_plateau(data_dir, tmp_path):
-    flags = [
-        "--epochs",
-        "2",
-        "--steps_per_epoch",
-        "6",
-        "--checkpoint_every",
-        "2",
-        "--progress_seconds",
-        "0",
-        "--plateau_patience",
-        "1",
-    ]
-    whole = train(*tiny_flags(data_dir, tmp_path / "whole", *flags))
-    assert whole.returncode == 0, whole.stderr
+# Two epochs of six steps, a checkpoint every two steps and a progress line at every
+# step (validation's too), so a test can stop the run at a chosen point.
+RESUME_FLAGS = [
+    "--epochs",
+    "2",
+    "--steps_per_epoch",
+    "6",
+    "--checkpoint_every",
+    "2",
+    "--progress_seconds",
+    "0",
+    "--plateau_patience",
+    "1",
+]
 
-    killed = start(*tiny_flags(data_dir, tmp_path / "killed", *flags))
-    wait_for(killed, "epoch 2/2  step 5/6")  # mid-epoch, after the step-4 checkpoint
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert optimizer_steps(tmp_path / "killed") < 12
-    resumed = train(*tiny_flags(data_dir, tmp_path / "killed", *flags))
+
+@pytest.fixture(scope="module")
+def signal_data(tmp_path_factory):
+    # 60 validation images, 15 batches: validation lasts long enough to be interrupted.
+    root = tmp_path_factory.mktemp("signal_data")
+    return image_folder(root, ("ant", "bee", "cat"), size=(40, 52), splits={"train": 8, "val": 20})
+
+
+@pytest.fixture(scope="module")
+def never_stopped(signal_data, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("never_stopped") / "run"
+    done = train(*tiny_flags(signal_data, model_dir, *RESUME_FLAGS))
+    assert done.returncode == 0, done.stderr
+    return model_dir
+
+
+@pytest.mark.parametrize(
+    "sig, when, status",
+    [
+        (signal.SIGKILL, "epoch 2/2  step 5/6", -9),  # after the step-4 checkpoint (of 2)
+        (signal.SIGINT, "epoch 1/2  step 3/6", 130),  # between checkpoints: saves step 3+
+        (signal.SIGTERM, "epoch 2/2  step 1/6", 143),
+        (signal.SIGINT, "validation  step 1/15", 130),  # during epoch 1's validation
+    ],
+    ids=["kill-9", "sigint", "sigterm", "sigint-in-validation"],
+)
+def test_a_stopped_run_resumes_to_the_weights_of_the_run_that_never_stopped(
+    signal_data, never_stopped, tmp_path, sig, when, status
+):
+    flags = tiny_flags(signal_data, tmp_path / "run", *RESUME_FLAGS)
+    process = start(*flags)
+    wait_for(process, when)
+    process.send_signal(sig)
+    lines = []
+    if sig != signal.SIGKILL:  # saved and said so within 5 s of the signal
+        name = signal.Signals(sig).name
+        lines = wait_for(process, f"stopped: {name}: saved a checkpoint at step", timeout=5)
+    output = "".join(lines) + process.communicate(timeout=120)[0]
+    assert process.returncode == status, output
+    if when.startswith("validation"):  # stopped inside validation, not after it
+        assert "epoch 1/2 done" not in output
+    resumed = train(*flags)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
-
-    for run in ("whole", "killed"):
-        assert optimizer_steps(tmp_path / run) == 12
-        assert json.loads((tmp_path / run / "result.json").read_text())["steps"] == 12
-    readers = [
-        tf.train.load_checkpoint(str(tmp_path / run / "checkpoints")) for run in ("whole", "killed")
-    ]
-    for name in ("best", "wait", "cooldown"):
-        key = f"state/plateau_{name}/.ATTRIBUTES/VARIABLE_VALUE"
-        assert readers[0].get_tensor(key) == pytest.approx(readers[1].get_tensor(key))
+    assert_same_run(never_stopped, tmp_path / "run", epochs=2)
 
 
-def test_sigterm_saves_then_exits_143_and_the_run_resumes(data_dir, tmp_path):
-    flags = six_step_flags(data_dir, tmp_path / "run", checkpoint_every=100)
-    process = start(*flags)
-    wait_for(process, "step 2/6")
-    process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=120)[0]
-    assert process.returncode == 143, output
-    assert "SIGTERM: saved a checkpoint at step" in output
-    saved = optimizer_steps(tmp_path / "run")
-    assert 2 <= saved < 6
-    assert train(*flags).returncode == 0
-    assert optimizer_steps(tmp_path / "run") == 6
+def test_a_signal_before_the_first_step_stops_at_once_with_nothing_to_save(data_dir, tmp_path):
+    process = start(*six_step_flags(data_dir, tmp_path / "run", checkpoint_every=100))
+    wait_for(process, "strategy one_device")  # before the data checks and the model
+    process.send_signal(signal.SIGINT)
+    lines = wait_for(process, "stopped: SIGINT: stopped before any step ran", timeout=5)
+    assert process.wait(timeout=60) == 130
+    assert "Traceback" not in "".join(lines) + process.stdout.read()
 
 
 def test_a_kill_during_saves_always_leaves_a_loadable_checkpoint(data_dir, tmp_path):
@@ -231,7 +253,6 @@ def free_ports(count):
 
 
 def test_multi_worker_training_on_two_local_processes(data_dir, tmp_path):
-    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     flags = tiny_flags(
         data_dir,
         tmp_path / "run",
@@ -244,24 +265,13 @@ def test_multi_worker_training_on_two_local_processes(data_dir, tmp_path):
         "--checkpoint_every",
         "1",
     )
-    processes = []
-    for index in range(2):
-        tf_config = json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        )
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, TRAIN, *flags],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=env(TF_CONFIG=tf_config),
-                cwd=ROOT,
-            )
-        )
+    # The chief exports for longer than the coordination service's 10 s heartbeat
+    # timeout: a worker that left first would show as "unhealthy ... crashed".
+    processes = start_workers(flags, slow_export_seconds=12)
     outputs = [p.communicate(timeout=300)[0] for p in processes]
     for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output
+        assert "unhealthy" not in output and "crashed" not in output, output
     assert "not chief" in outputs[1]
     run = tmp_path / "run"
     assert optimizer_steps(run) == 2
@@ -276,3 +286,83 @@ def test_help_lists_the_flags_and_exit_codes_and_exits_0():
     assert done.returncode == 0, done.stderr
     for text in ("--data_dir", "--strategy", "--mixed_precision", "exit codes:", "143"):
         assert text in done.stdout
+
+
+# train.py with `export.export_saved_model` slowed down by argv[1] seconds (a test seam).
+SLOW_EXPORT_TRAIN = f"""
+import runpy, sys, time
+sys.path.insert(0, {ROOT!r})
+from alexnet_tf import export
+delay, export_saved_model = float(sys.argv.pop(1)), export.export_saved_model
+def slow_export(*args, **kwargs):
+    time.sleep(delay)
+    return export_saved_model(*args, **kwargs)
+export.export_saved_model = slow_export
+sys.argv[0] = {TRAIN!r}
+runpy.run_path({TRAIN!r}, run_name="__main__")
+"""
+
+
+def start_workers(flags, slow_export_seconds=0, outputs=None):
+    """Two local workers of `train.py` with `flags`; their stdout and stderr go to the
+    files `outputs` (two paths), else both to a pipe each."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    command = [sys.executable, "-c", SLOW_EXPORT_TRAIN, str(slow_export_seconds)]
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        )
+        out = open(outputs[index], "w") if outputs else subprocess.PIPE  # noqa: SIM115
+        processes.append(
+            subprocess.Popen(
+                [*command, *flags],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env=env(TF_CONFIG=tf_config),
+                cwd=ROOT,
+            )
+        )
+        if outputs:
+            out.close()
+    return processes
+
+
+def test_a_killed_worker_stops_the_other_with_one_line_and_status_5(data_dir, tmp_path):
+    flags = tiny_flags(
+        data_dir,
+        tmp_path / "run",
+        "--strategy",
+        "multi_worker",
+        "--epochs",
+        "50",
+        "--checkpoint_every",
+        "2",
+        "--progress_seconds",
+        "0",
+    )
+    logs = [tmp_path / "worker0.log", tmp_path / "worker1.log"]
+    chief, other = start_workers(flags, outputs=logs)
+    try:
+        deadline = time.monotonic() + 240
+        while "epoch 1/50  step 3/6" not in logs[0].read_text():  # after the step-2 checkpoint
+            assert chief.poll() is None and time.monotonic() < deadline, logs[0].read_text()
+            time.sleep(0.2)
+        other.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        chief.wait(timeout=60)
+        took = time.monotonic() - killed
+    finally:
+        for process in (chief, other):
+            process.kill()
+            process.wait()
+    output = logs[0].read_text()
+    assert chief.returncode == 5, output
+    assert took < 60
+    last = output.strip().splitlines()[-1]
+    assert last.startswith("stopped: worker 1 of 2 stopped responding ("), output
+    checkpoint = tmp_path / "run" / "checkpoints" / "ckpt-"
+    assert f"the latest checkpoint is {checkpoint}" in last, output
+    assert last.endswith("restart all workers with the same command to resume"), output
+    assert "Traceback" not in output, output

@@ -1,0 +1,108 @@
+"""A resumed run equals the run that never stopped: weights, optimizer slots, figures.
+
+Each test trains a tiny run without stopping, keeping a checkpoint at every step. A
+kill after step k leaves what that run's folder held after its step-k checkpoint, so
+the test copies the folder as it was then (later checkpoints and the final export
+removed) and resumes the copy. Both runs' final checkpoints must then hold the same
+values, bitwise: resuming replays the same batches, the same dropout masks and the
+same arithmetic. The signal tests in test_train_cli.py stop real processes.
+"""
+
+import dataclasses
+import json
+import shutil
+
+import keras
+import pytest
+import tensorflow as tf
+from imagefiles import image_folder
+from runcompare import assert_same_run
+
+from alexnet_tf import trainer
+from alexnet_tf.checkpointing import CHECKPOINT_DIR
+from alexnet_tf.config import Config, DataConfig, TrainConfig
+
+STEPS, EPOCHS = 3, 2
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return image_folder(root, ("ant", "bee", "cat"), size=(40, 52), splits={"train": 8, "val": 3})
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def config(data_dir, model_dir, strategy, epochs=EPOCHS):
+    return Config(
+        data=DataConfig(
+            dataset="folder", data_dir=data_dir, image_size=67, resize=76, stats_images=0
+        ),
+        train=TrainConfig(
+            model_dir=str(model_dir),
+            epochs=epochs,
+            batch_size=4,
+            steps_per_epoch=STEPS,
+            checkpoint_every=1,
+            keep_checkpoints=100,
+            progress_seconds=60.0,
+            strategy=strategy,
+        ),
+    )
+
+
+def killed_after(whole, step, copy):
+    """`copy`: the folder `whole` as a kill right after its step-`step` checkpoint left it."""
+    shutil.copytree(whole, copy)
+    for name in ("model.keras", "saved_model", "result.json", "classes.json"):
+        path = copy / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    history = json.loads((copy / "history.json").read_text())
+    (copy / "history.json").write_text(json.dumps([e for e in history if e["steps"] <= step]))
+    directory = copy / CHECKPOINT_DIR
+    for path in directory.glob("ckpt-*"):
+        if int(path.name.split(".")[0][5:]) > step:
+            path.unlink()
+    tf.compat.v1.train.update_checkpoint_state(str(directory), str(directory / f"ckpt-{step}"))
+    return copy
+
+
+_WHOLE = {}
+
+
+def whole_run(data_dir, tmp_path_factory, strategy):
+    """The run that never stops, with a checkpoint at every step (once per strategy)."""
+    if strategy not in _WHOLE:
+        model_dir = tmp_path_factory.mktemp(f"whole_{strategy}") / "run"
+        trainer.train_and_evaluate(config(data_dir, model_dir, strategy))
+        _WHOLE[strategy] = model_dir
+    return _WHOLE[strategy]
+
+
+@pytest.mark.parametrize("strategy", ["one_device", "mirrored", "towers"])
+def test_a_run_resumed_mid_epoch_equals_the_run_that_never_stopped(
+    data_dir, tmp_path, tmp_path_factory, strategy
+):
+    whole = whole_run(data_dir, tmp_path_factory, strategy)
+    step = STEPS + 1  # one step into the second epoch
+    resumed = killed_after(whole, step, tmp_path / "resumed")
+    trainer.train_and_evaluate(config(data_dir, resumed, strategy))
+    assert_same_run(whole, resumed, EPOCHS)
+
+
+def test_extending_a_finished_run_with_more_epochs_equals_the_longer_run(
+    data_dir, tmp_path, tmp_path_factory
+):
+    whole = whole_run(data_dir, tmp_path_factory, "one_device")
+    short = config(data_dir, tmp_path / "extended", "one_device", epochs=1)
+    trainer.train_and_evaluate(short)
+    longer = dataclasses.replace(short, train=dataclasses.replace(short.train, epochs=EPOCHS))
+    trainer.train_and_evaluate(longer)
+    assert_same_run(whole, tmp_path / "extended", EPOCHS)
