@@ -62,7 +62,8 @@ class TrainConfig:
     mixed_precision: str | None = None  # None | float16 | bfloat16
     jit_compile: bool = False
     # tf.config.experimental.enable_op_determinism(): for ops whose results vary run to run
-    # (GPU reductions, multi-threaded CPU kernels); not needed for exact resume on a CPU.
+    # (GPU reductions). Not needed for exact resume on a CPU; it picks other kernels, so
+    # a run keeps the setting it started with.
     deterministic: bool = False
     checkpoint_every: int = 500  # steps; and at every epoch end
     keep_checkpoints: int = 3

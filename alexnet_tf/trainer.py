@@ -51,7 +51,7 @@ HISTORY_FILE = "history.json"  # one entry per finished epoch: train and val fig
 _RESUME_KEYS = {
     "data": ("dataset", "image_size", "resize", "mean", "normalize", "seed"),
     "model": ("lrn", "init", "groups", "pool_size", "dropout"),
-    "train": ("batch_size", "steps_per_epoch", "mixed_precision"),
+    "train": ("batch_size", "steps_per_epoch", "mixed_precision", "deterministic"),
 }
 
 
@@ -525,7 +525,10 @@ def _check_run_folder(cfg, placement):
             )
         for section, keys in _RESUME_KEYS.items():
             for key in keys:
-                old, new = previous.get(section, {}).get(key), record[section][key]
+                # A key the run's version did not record has its default value.
+                default = getattr(getattr(config_lib.Config(), section), key)
+                old = previous.get(section, {}).get(key, default)
+                new = record[section][key]
                 if old != new:
                     raise UserError(
                         f"--model_dir {model_dir} was trained with {key}={old!r}, not {new!r}: "

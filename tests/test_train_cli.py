@@ -154,19 +154,24 @@ def never_stopped(signal_data, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "sig, when, status",
+    "sig, when, status, every",
     [
-        (signal.SIGKILL, "epoch 2/2  step 5/6", -9),  # after the step-4 checkpoint (of 2)
-        (signal.SIGINT, "epoch 1/2  step 3/6", 130),  # between checkpoints: saves step 3+
-        (signal.SIGTERM, "epoch 2/2  step 1/6", 143),
-        (signal.SIGINT, "validation  step 1/15", 130),  # during epoch 1's validation
+        (signal.SIGKILL, "epoch 2/2  step 5/6", -9, 2),  # after the step-4 checkpoint
+        (signal.SIGINT, "epoch 1/2  step 3/6", 130, 2),  # between checkpoints: saves step 3+
+        (signal.SIGTERM, "epoch 2/2  step 1/6", 143, 2),
+        (signal.SIGINT, "validation  step 1/15", 130, 2),  # during epoch 1's validation
+        # A checkpoint after every step: the signal lands in the next step or its save.
+        (signal.SIGTERM, "checkpoints/ckpt-3", 143, 1),
     ],
-    ids=["kill-9", "sigint", "sigterm", "sigint-in-validation"],
+    ids=["kill-9", "sigint", "sigterm", "sigint-in-validation", "sigterm-in-save"],
 )
 def test_a_stopped_run_resumes_to_the_weights_of_the_run_that_never_stopped(
-    signal_data, never_stopped, tmp_path, sig, when, status
+    signal_data, never_stopped, tmp_path, sig, when, status, every
 ):
-    flags = tiny_flags(signal_data, tmp_path / "run", *RESUME_FLAGS)
+    # How often a run saves does not change what it trains: the reference saved every 2.
+    flags = tiny_flags(
+        signal_data, tmp_path / "run", *RESUME_FLAGS, "--checkpoint_every", str(every)
+    )
     process = start(*flags)
     wait_for(process, when)
     process.send_signal(sig)
@@ -182,6 +187,17 @@ def test_a_stopped_run_resumes_to_the_weights_of_the_run_that_never_stopped(
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stderr
     assert_same_run(never_stopped, tmp_path / "run", epochs=2)
+
+
+def test_deterministic_trains_and_a_run_keeps_the_setting_it_started_with(data_dir, tmp_path):
+    # Op determinism picks other kernels (other results, even on a CPU), so a resume
+    # under the other setting would not continue the same run.
+    flags = six_step_flags(data_dir, tmp_path / "run", checkpoint_every=100)
+    assert train(*flags, "--deterministic").returncode == 0
+    assert optimizer_steps(tmp_path / "run") == 6
+    done = train(*flags, "--epochs", "2")
+    assert done.returncode == 2, done.stderr
+    assert "trained with deterministic=True, not False" in done.stderr
 
 
 def test_a_signal_before_the_first_step_stops_at_once_with_nothing_to_save(data_dir, tmp_path):
