@@ -1,21 +1,41 @@
 """alexnet_tf: the paper's AlexNet on TensorFlow 2 / Keras 3.
 
-The public names load lazily, so `import alexnet_tf.quiet` (which must run before
-TensorFlow is imported) and `--help` of the commands stay light.
+Importing the package registers its Keras classes (`TowerConv2D`, `TowerDense`,
+`ReplicaDropout`, `LocalResponseNormalization`, `PaperSGD`), so a saved `model.keras`
+loads with plain `keras.saving.load_model` once `alexnet_tf` is imported, and
+`alexnet_tf.load_model(run_dir_or_file)` does it in one call. TensorFlow is imported
+first through `alexnet_tf.quiet`, which keeps its start-up notices off the console.
 """
 
-import importlib
+from alexnet_tf.quiet import tensorflow_imported
 
-_EXPORTS = {
-    "build_alexnet": "alexnet_tf.model",
-    "copy_weights": "alexnet_tf.layers",
-    "LocalResponseNormalization": "alexnet_tf.lrn",
-}
+tensorflow_imported()
 
-__all__ = sorted(_EXPORTS)
+from alexnet_tf.layers import ReplicaDropout, TowerConv2D, TowerDense, copy_weights  # noqa: E402
+from alexnet_tf.lrn import LocalResponseNormalization  # noqa: E402
+from alexnet_tf.model import build_alexnet  # noqa: E402
+from alexnet_tf.optimizer import PaperSGD  # noqa: E402
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'alexnet_tf' has no attribute {name!r}")
+def load_model(run_dir_or_file):
+    """A trained model: a run's folder (its `model.keras`) or a `.keras` file.
+
+    Loads in Keras' safe mode (a file holding Python code is refused) and returns the
+    plain float32 `keras.Model`, which maps preprocessed images to logits; the run's
+    preprocessing is in its `saved_model/` and `alexnet_tf.predict`.
+    """
+    from alexnet_tf.model_files import load_trained
+
+    return load_trained(run_dir_or_file)
+
+
+__all__ = [
+    "LocalResponseNormalization",
+    "PaperSGD",
+    "ReplicaDropout",
+    "TowerConv2D",
+    "TowerDense",
+    "build_alexnet",
+    "copy_weights",
+    "load_model",
+]

@@ -17,6 +17,7 @@ import io
 import json
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -63,6 +64,8 @@ def ensure_demo_data(data_dir=None, train_per_class=TRAIN_PER_CLASS, val_per_cla
     os.makedirs(parent, exist_ok=True)
     # Build in a temporary sibling and rename, so an interrupted run leaves nothing half made.
     staging = tempfile.mkdtemp(prefix=".demo-", dir=parent)
+    count = (train_per_class + val_per_class) * len(CLASSES)
+    print(f"generating the demo data: {count} images into {root} (once)", file=sys.stderr)
     try:
         write_demo_data(staging, train_per_class, val_per_class)
         if os.path.isdir(root):

@@ -144,6 +144,18 @@ def restore_checkpoint(run, num_classes, path):
     return export.plain_copy(model, cfg.model, num_classes, cfg.data.image_size)
 
 
+def load_trained(run_dir_or_file):
+    """The model of a run's folder (`DIR/model.keras`) or of a `.keras` file, in safe mode."""
+    path = run_dir_or_file
+    if os.path.isdir(path):
+        path = os.path.join(path, export.MODEL_FILE)
+        if not os.path.isfile(path):
+            raise UserError(
+                f"{run_dir_or_file} has no {export.MODEL_FILE}: training writes it when it ends"
+            )
+    return load_keras(path)
+
+
 def find_model(eval_cfg, run):
     """`(kind, path)` of the model `eval_cfg` (an `EvalConfig`) names: "keras" or "checkpoint".
 

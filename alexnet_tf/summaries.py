@@ -6,7 +6,7 @@
 | `learning_rate`, `images_per_sec` | train/ | the optimizer's rate; training throughput |
 | `inputs` | train/ | a grid of augmented training crops, as the net sees them |
 | `conv1_filters/tower0`, `/tower1` | train/ | conv1's 48 filters of each tower (paper Fig. 3) |
-| hparams | root | the run's configuration, for the HParams dashboard |
+| hparams | root | the run's configuration and, as metrics, val/ loss, top-1, top-5 |
 
 Only the chief writes; other workers get writers that do nothing.
 """
@@ -85,12 +85,21 @@ class Summaries:
                 tf.summary.image(f"conv1_filters/tower{tower}", filter_grid(part), max_outputs=1)
 
     def hparams(self, values):
+        """The run's settings as one HParams trial, with the validation loss, top-1 and
+        top-5 (the val/ scalars) as its metric columns."""
         if not self.enabled:
             return
         clean = {
             k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in values.items()
         }
+        metrics = [
+            hparams_api.Metric(tag, group="val", display_name=f"val {name}")
+            for tag, name in (("top1", "top-1"), ("top5", "top-5"), ("loss", "loss"))
+        ]
         with self.root.as_default():
+            hparams_api.hparams_config(
+                hparams=[hparams_api.HParam(name) for name in clean], metrics=metrics
+            )
             hparams_api.hparams(clean)
 
     def flush(self):

@@ -13,6 +13,7 @@ flags (cli) -> devices and strategy -> batch size vs replicas -> the run folder
 """
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -68,6 +69,13 @@ def train_and_evaluate(cfg):
             if t.deterministic:
                 tf.config.experimental.enable_op_determinism()
             placement = make_placement(t.strategy)
+            if placement.tower_devices and t.jit_compile:
+                # XLA compiles a step for one device; tf.function refuses its variables on
+                # another ("Trying to access resource ... located in device CPU:1").
+                raise UserError(
+                    "--jit_compile cannot compile a --strategy towers step: XLA runs a step on "
+                    "one device and the towers' weights live on two; drop --jit_compile"
+                )
             check_batch_size(t.batch_size, placement)
             policy = keras.mixed_precision.global_policy()
             if t.mixed_precision:
@@ -82,11 +90,28 @@ def train_and_evaluate(cfg):
 
 
 def _train(cfg, placement, signals):
-    _check_run_folder(cfg, placement)
+    created = _check_run_folder(cfg, placement)
+    finished = _finished_result(cfg)
+    if finished is not None:
+        return finished
     workdir = cfg.train.model_dir
     if not placement.is_chief:
         workdir = os.path.join(workdir, f".worker-{placement.worker_index}")
-    run = _Run(cfg, placement, prepare_inputs(cfg.data, workdir))
+    try:
+        inputs = prepare_inputs(cfg.data, workdir)
+    except BaseException:
+        if created:  # a mistake in the data leaves no run behind (a bad-file report stays)
+            with contextlib.suppress(OSError):
+                os.rmdir(cfg.train.model_dir)
+        raise
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, num_classes=inputs.num_classes)
+    )
+    if placement.is_chief:
+        _write_json(
+            os.path.join(cfg.train.model_dir, config_lib.RUN_FILE), _run_record(cfg, placement)
+        )
+    run = _Run(cfg, placement, inputs)
     val = None
     try:
         for epoch in range(int(run.state.epoch), cfg.train.epochs):
@@ -507,14 +532,24 @@ def _steps_per_epoch(cfg, num_examples):
     return steps
 
 
+def _run_record(cfg, placement):
+    """What run.json records: the config and the layout of the checkpoints' variables."""
+    record = config_lib.to_dict(cfg)
+    record["layout"] = "towers" if placement.tower_devices else "plain"
+    return record
+
+
 def _check_run_folder(cfg, placement):
-    """Resuming needs the same settings; a new run records them in run.json."""
+    """Resuming needs the same settings as the run.json there; creates the folder (chief).
+
+    Returns whether the folder was created now. run.json is written once the data is
+    checked (`_train`), so a mistake in the data leaves no run behind.
+    """
     model_dir = cfg.train.model_dir
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise UserError(f"--model_dir {model_dir} is a file, not a folder")
     path = os.path.join(model_dir, config_lib.RUN_FILE)
-    record = config_lib.to_dict(cfg)
-    record["layout"] = "towers" if placement.tower_devices else "plain"
+    record = _run_record(cfg, placement)
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
             previous = json.load(f)
@@ -534,12 +569,42 @@ def _check_run_folder(cfg, placement):
                         f"--model_dir {model_dir} was trained with {key}={old!r}, not {new!r}: "
                         "resume with the same settings or use a new --model_dir"
                     )
+    created = not os.path.isdir(model_dir)
     if placement.is_chief:
         try:
             os.makedirs(model_dir, exist_ok=True)
         except OSError as err:
             raise UserError(f"--model_dir {model_dir} cannot be created: {err.strerror}") from None
-        _write_json(path, record)
+    return created
+
+
+def _finished_result(cfg):
+    """The validation result of a run that already trained `cfg.train.epochs` epochs (or
+    more) and wrote its model, after saying so; None for a run still to train."""
+    model_dir = cfg.train.model_dir
+    path = os.path.join(model_dir, RESULT_FILE)
+    model = os.path.join(model_dir, export.MODEL_FILE)
+    if not (os.path.isfile(path) and os.path.isfile(model)):
+        return None
+    with open(path, encoding="utf-8") as f:
+        result = json.load(f)
+    if result.get("epochs", 0) < cfg.train.epochs:
+        return None  # a longer run: go on from the last checkpoint
+    print(
+        f"{model_dir} has already finished its {result['epochs']} epochs: val top-1 "
+        f"{result['val_top1']:.1%}, top-5 {result['val_top5']:.1%} on {result['val_count']} "
+        f"images after {result['steps']} steps. Nothing was changed.\n"
+        f"  model:       {model}\n"
+        f"  next:        python evaluate.py --model_dir {model_dir}\n"
+        "  to train on: the same command with a larger --epochs",
+        flush=True,
+    )
+    return {
+        "top1": result["val_top1"],
+        "top5": result["val_top5"],
+        "loss": result["val_loss"],
+        "count": result["val_count"],
+    }
 
 
 def _write_json(path, value):
