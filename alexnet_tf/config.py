@@ -27,7 +27,7 @@ class DataConfig:
     # Added with the input pipeline (alexnet_tf.input_pipeline, docs/DATA.md):
     label_offset: int = 1  # tfrecord without dataset_info.json: class = stored label - this
     check_files: str = "header"  # bad-file check before training: header | decode | off
-    pca_file: str | None = None  # data_stats JSON with eigenvalues/vectors; None: REFERENCE's
+    pca_file: str | None = None  # data_stats JSON with eigenvalues/vectors; None: preprocess's
     shuffle_buffer: int = 8192  # tfrecord/imagenet2012: encoded records shuffled (files: all)
     fused_crop: bool = True  # decode only the crop's window (decode_and_crop_jpeg); faster
     # Resizes shrinking below this factor are antialiased (as PIL); above it plain bilinear

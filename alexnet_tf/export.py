@@ -1,7 +1,7 @@
 """What a finished run leaves behind: the final `.keras` model and a servable SavedModel.
 
-- `model_dir/model.keras`: the plain model (float32, one device, the layout of
-  INTERFACE.md), whatever strategy and precision trained it; what `evaluate.py
+- `model_dir/model.keras`: the plain model (float32, one device, the layout in
+  docs/MODEL.md), whatever strategy and precision trained it; what `evaluate.py
   --model_dir` and `alexnet_tf.predict` load.
 - `model_dir/saved_model/`: a SavedModel whose `serving_default` signature takes
   encoded images (JPEG or PNG bytes, shape `(N,)` strings) and returns the top-k

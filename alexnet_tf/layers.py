@@ -114,7 +114,7 @@ class _TowerLayer(keras.layers.Layer):
                 start += size
 
     def save_own_variables(self, store):
-        # Saved files always hold the plain layout (INTERFACE.md).
+        # Saved files always hold the plain layout (docs/MODEL.md, "Weight layout").
         for i, value in enumerate(self.get_weights()):
             store[str(i)] = value
 

@@ -3,7 +3,7 @@
     b[c] = a[c] / (k + alpha * sum_{c' within size/2 of c} a[c']^2) ** beta
 
 The paper and the two public reference implementations disagree on the constants
-and on which maps count as neighbours (see REFERENCE.md); the presets below name
+and on which maps count as neighbours (docs/MODEL.md compares them); the presets name
 each convention. `groups=2` normalises each tower's half of the maps on its own,
 as Krizhevsky's two-GPU model does: that is what lets a model whose towers live on
 two devices compute exactly what a one-device model computes.

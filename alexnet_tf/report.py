@@ -1,7 +1,7 @@
 """The evaluation report: a table beside the published AlexNet figures, and the JSON file.
 
-Published figures (top-1 / top-5 error, %) as collected in the project's reference notes
-(REFERENCE.md, "Results to compare with"). "10-crop" is the paper's test protocol (Sec. 4.1:
+Published figures (top-1 / top-5 error, %); docs/MODEL.md ("Published results to compare
+with") says where each comes from. "10-crop" is the paper's test protocol (Sec. 4.1:
 4 corners and centre of the 256x256 image, and their mirrors, softmax averaged); "1 crop"
 and "centre crop" score one crop per image. Only figures of the same protocol compare.
 """
@@ -77,7 +77,7 @@ def per_class(result, class_names, readable=None):
 
 
 def to_json(result, class_names, readable=None, **extra):
-    """The JSON-ready report: top1, top5, count, crops (INTERFACE.md) and more."""
+    """The JSON-ready report: top1, top5, count, crops (docs/EVALUATION.md) and more."""
     report = {
         "top1": float(result["top1"]),
         "top5": float(result["top5"]),
