@@ -53,7 +53,7 @@ def assert_rate_of(rate, calls):
     # delay a call allowed on a loaded one). An image count or a time off by any factor
     # (batches for images, crops for images, warm-up in the window) falls outside.
     images, seconds = window(calls)
-    assert images / (seconds + 0.03 * len(calls)) <= rate <= images / seconds * 1.001
+    assert images / (seconds + 0.03 * len(calls)) <= rate <= images / seconds * 1.01
 
 
 def test_forward_macs_match_the_papers_count():
@@ -99,7 +99,7 @@ def test_bench_e2e_compares_the_fed_step_with_the_in_memory_step(tmp_path, capsy
     assert_rate_of(result["in_memory_images_per_sec"], in_memory)
     # The fed window also waits for batches between the steps: at most the steps' rate.
     images, seconds = window(fed)
-    assert 0 < result["images_per_sec"] <= images / seconds * 1.001
+    assert 0 < result["images_per_sec"] <= images / seconds * 1.01
     assert result["e2e_vs_in_memory"] == pytest.approx(
         result["images_per_sec"] / result["in_memory_images_per_sec"], rel=0.01
     )
