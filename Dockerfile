@@ -2,7 +2,7 @@
 #
 # GPU (default): TensorFlow's CUDA image; run with `docker run --gpus all ...`.
 #   docker build -t alexnet-tf .
-# CPU: any base with python3 (3.10+) and venv; TensorFlow then comes from requirements.txt.
+# CPU: any base with python3 (3.11+) and venv; TensorFlow then comes from requirements.txt.
 #   docker build --build-arg BASE_IMAGE=tensorflow/tensorflow:2.21.0 -t alexnet-tf:cpu .
 #   docker build --build-arg BASE_IMAGE=python:3.11-slim-bookworm -t alexnet-tf:cpu .
 #
@@ -24,12 +24,15 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTEST_ADDOPTS="-p no:cacheprovider" \
     HOME=/home/alexnet
 
-# Dependencies first, from requirements.txt alone, so that a code change reuses this layer.
+# Dependencies first, from requirements.txt and constraints.txt alone (the latter pins every
+# package the former pulls in, so the image gets the versions a host install gets), so that
+# a code change reuses this layer.
 # --system-site-packages: a TensorFlow already in the base (with its CUDA libraries) satisfies
 # the pin instead of being downloaded again; a bare Python base gets everything from PyPI.
-COPY requirements.txt /opt/alexnet_tf/requirements.txt
+COPY requirements.txt constraints.txt /opt/alexnet_tf/
 RUN python3 -m venv --system-site-packages "$VIRTUAL_ENV" \
     && pip install --no-cache-dir -r /opt/alexnet_tf/requirements.txt \
+        -c /opt/alexnet_tf/constraints.txt \
     && python -c "import tensorflow as tf, keras; print('TensorFlow', tf.__version__, 'Keras', keras.__version__)"
 
 # A non-root user. HOME is world-writable (sticky, like /tmp) because Keras, TFDS and
