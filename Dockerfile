@@ -11,10 +11,6 @@
 ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
 FROM ${BASE_IMAGE}
 
-# The user the container runs as; match your own uid (`--build-arg APP_UID=$(id -u)`) for
-# bind mounts, or run with `--user "$(id -u):$(id -g)"` (HOME is writable for any uid).
-ARG APP_UID=1000
-
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
@@ -26,14 +22,24 @@ ENV VIRTUAL_ENV=/opt/venv \
 
 # Dependencies first, from requirements.txt and constraints.txt alone (the latter pins every
 # package the former pulls in, so the image gets the versions a host install gets), so that
-# a code change reuses this layer.
+# a code change or another APP_UID reuses this layer.
 # --system-site-packages: a TensorFlow already in the base (with its CUDA libraries) satisfies
 # the pin instead of being downloaded again; a bare Python base gets everything from PyPI.
+# A throwaway HOME for this step: the import check creates ~/.keras, which would otherwise
+# stay in the image owned by root, and the container's user could not write to it.
 COPY requirements.txt constraints.txt /opt/alexnet_tf/
-RUN python3 -m venv --system-site-packages "$VIRTUAL_ENV" \
+RUN build_home=$(mktemp -d) \
+    && export HOME="$build_home" \
+    && python3 -m venv --system-site-packages "$VIRTUAL_ENV" \
     && pip install --no-cache-dir -r /opt/alexnet_tf/requirements.txt \
         -c /opt/alexnet_tf/constraints.txt \
-    && python -c "import tensorflow as tf, keras; print('TensorFlow', tf.__version__, 'Keras', keras.__version__)"
+    && python -c "import tensorflow as tf, keras; print('TensorFlow', tf.__version__, 'Keras', keras.__version__)" \
+    && rm -rf "$build_home"
+
+# The user the container runs as; match your own uid (`--build-arg APP_UID=$(id -u)`) for
+# bind mounts, or run with `--user "$(id -u):$(id -g)"` (HOME is writable for any uid).
+# Declared after the dependencies: a RUN below an ARG is rebuilt when the ARG changes.
+ARG APP_UID=1000
 
 # A non-root user. HOME is world-writable (sticky, like /tmp) because Keras, TFDS and
 # TensorFlow keep caches under it and `--user` may give any uid. /data and /runs are the
