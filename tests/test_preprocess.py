@@ -131,12 +131,31 @@ def test_pca_lighting_with_zero_std_is_identity(run):
     np.testing.assert_array_equal(out, IMAGE.astype(np.float32))
 
 
-def test_pca_lighting_adds_the_documented_shift(run):
+# The ImageNet PCA of AlexNet's lighting augmentation as published in fb.resnet.torch
+# (datasets/imagenet.lua), written here, not read from the module: RGB, eigenvalues for
+# pixels on the [0, 1] scale, eigenvectors the COLUMNS of the matrix.
+PUBLISHED_EIGVAL = np.array([0.2175, 0.0188, 0.0045])
+PUBLISHED_EIGVEC = np.array(
+    [
+        [-0.5675, 0.7192, 0.4009],
+        [-0.5808, -0.0045, -0.8140],
+        [-0.5836, -0.6948, 0.4203],
+    ]
+)
+
+
+def test_pca_constants_are_the_published_ones():
+    np.testing.assert_array_equal(np.array(P.PCA_EIGVAL), PUBLISHED_EIGVAL)
+    np.testing.assert_array_equal(np.array(P.PCA_EIGVEC), PUBLISHED_EIGVEC)
+
+
+def test_pca_lighting_adds_the_published_shift(run):
     std = 0.1
     out = run(lambda im, k: P.pca_lighting(im, P.pca_shift(k, std)), IMAGE, key(5))
     alpha = tf.random.stateless_normal([3], seed=key(5)).numpy() * std
-    # eigvec columns weighted by alpha * eigval, eigenvalues on [0, 1] -> times 255.
-    expected = 255 * np.array(P.PCA_EIGVEC) @ (alpha * np.array(P.PCA_EIGVAL))
+    # Eigenvector columns weighted by alpha * eigval; eigenvalues on [0, 1] -> times 255
+    # for the 0-255 pixels: a shift of a few grey levels at std 0.1.
+    expected = 255 * PUBLISHED_EIGVEC @ (alpha * PUBLISHED_EIGVAL)
     shift = out - IMAGE
     np.testing.assert_allclose(shift, np.broadcast_to(expected, shift.shape), atol=1e-3)
     assert np.abs(expected).max() > 0.1
