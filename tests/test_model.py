@@ -8,6 +8,7 @@ from conftest import TWO_CPUS
 
 from alexnet_tf import build_alexnet, copy_weights
 from alexnet_tf.optimizer import PaperSGD
+from alexnet_tf.steps import make_train_step
 
 
 def images(n=3, size=67, seed=0):
@@ -147,28 +148,33 @@ def _op_devices(graph, op_types):
     return found
 
 
-def test_towers_ops_are_placed_on_their_devices_in_the_traced_training_step():
+def test_towers_ops_are_placed_on_their_devices_in_the_real_training_step():
+    # The trainer's own step (steps.make_train_step, as the towers strategy runs it under
+    # the default strategy), traced: forward, backward and the optimizer's update of each
+    # tower's half run on that tower's device.
     towers = build_alexnet(num_classes=10, image_size=67, tower_devices=TWO_CPUS)
     optimizer = PaperSGD()
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    @tf.function
-    def train_step(x, y):
-        loss = loss_fn(y, towers(x, training=True))
-        # GradientTape leaves backward ops unplaced; tf.gradients colocates each
-        # with its forward op, so tower 1's backward pass stays on tower 1's device.
-        grads = tf.gradients(loss, towers.trainable_variables)
-        optimizer.apply_gradients(zip(grads, towers.trainable_variables, strict=True))
-        return loss
-
+    optimizer.build(towers.trainable_variables)
+    train_step = make_train_step(towers, optimizer, tf.distribute.get_strategy(), 2)
     graph = train_step.get_concrete_function(
         tf.TensorSpec((2, 67, 67, 3)), tf.TensorSpec((2,), tf.int32)
     ).graph
     # LRN forward: one Rsqrt per norm layer; its written-out gradient: one RealDiv.
-    devices = _op_devices(
+    # StatefulPartitionedCall: the optimizer's fused (XLA) update of each variable.
+    found = _op_devices(
         graph,
-        {"Conv2D", "Rsqrt", "MaxPool", "MatMul", "Conv2DBackpropFilter", "RealDiv", "MaxPoolGrad"},
+        {
+            "Conv2D",
+            "Rsqrt",
+            "MaxPool",
+            "MatMul",
+            "Conv2DBackpropFilter",
+            "RealDiv",
+            "MaxPoolGrad",
+            "StatefulPartitionedCall",
+        },
     )
+    devices = {op: {d: n for d, n in c.items() if d} for op, c in found.items()}  # pinned
     # conv1..conv5 per tower; norm1, norm2; pool1, pool2, pool5; fc6..fc8 (+ backprop).
     assert devices["Conv2D"] == {"device:CPU:0": 5, "device:CPU:1": 5}
     assert devices["Rsqrt"] == {"device:CPU:0": 2, "device:CPU:1": 2}
@@ -176,8 +182,11 @@ def test_towers_ops_are_placed_on_their_devices_in_the_traced_training_step():
     assert devices["Conv2DBackpropFilter"] == {"device:CPU:0": 5, "device:CPU:1": 5}
     assert devices["RealDiv"] == {"device:CPU:0": 2, "device:CPU:1": 2}
     assert devices["MaxPoolGrad"] == {"device:CPU:0": 3, "device:CPU:1": 3}
-    assert set(devices["MatMul"]) == {"device:CPU:0", "device:CPU:1"}
-    assert devices["MatMul"]["device:CPU:0"] == devices["MatMul"]["device:CPU:1"]
+    # fc6..fc8 forward and their two backward products: 13 a tower, as traced.
+    assert devices["MatMul"] == {"device:CPU:0": 13, "device:CPU:1": 13}
+    # kernel and bias of 8 layers per tower, each updated where it lives.
+    assert devices["StatefulPartitionedCall"] == {"device:CPU:0": 16, "device:CPU:1": 16}
+    assert sum(found["StatefulPartitionedCall"].values()) == 32  # none unplaced
 
     plain = build_alexnet(num_classes=10, image_size=67)
     plain_graph = tf.function(plain).get_concrete_function(tf.TensorSpec((2, 67, 67, 3))).graph
