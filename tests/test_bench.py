@@ -49,11 +49,11 @@ def window(calls):
 
 def assert_rate_of(rate, calls):
     # The window the bench times encloses these calls and adds only a loop, a dict look-up
-    # and one wait (well under a millisecond a call on an idle machine; 30 ms of scheduling
-    # delay a call allowed on a loaded one). An image count or a time off by any factor
-    # (batches for images, crops for images, warm-up in the window) falls outside.
+    # and one wait, microseconds a call: 5 ms a call and 2 % allowed for scheduling on a
+    # loaded machine; 1 % above for the rounding of the reported rate. An image count or
+    # a time off by a factor (batches for images, warm-up in the window) falls outside.
     images, seconds = window(calls)
-    assert images / (seconds + 0.03 * len(calls)) <= rate <= images / seconds * 1.01
+    assert images / (seconds * 1.02 + 0.005 * len(calls)) <= rate <= images / seconds * 1.01
 
 
 def test_forward_macs_match_the_papers_count():
