@@ -10,50 +10,42 @@ default (preprocess.PCA_EIGVAL/PCA_EIGVEC) and writes them as JSON; train with
 `--pca_file FILE` to use them.
 """
 
-import argparse
-import dataclasses
 import json
-import logging
 import sys
 
 import numpy as np
+from absl import flags
 
-from alexnet_tf.config import DataConfig
+from alexnet_tf import cli
 from alexnet_tf.errors import UserError
+
+# The data flags data_stats reads: which images, at what size, sampled with which seed.
+DATA_FLAGS = ("data_dir", "dataset", "val_labels", "resize", "seed")
+
+
+def define_flags(fv):
+    cli.define_data_flags(fv, only=DATA_FLAGS)
+    flags.DEFINE_integer("images", 10_000, "Images sampled (0: all).", flag_values=fv)
+    flags.DEFINE_string("output", "pca.json", "JSON file to write.", flag_values=fv)
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(
-        prog="python -m alexnet_tf.data_stats",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--data_dir", help="the training data (default: the demo data)")
-    p.add_argument("--dataset", help="folder | imagenet2012 | tfrecord | demo")
-    p.add_argument("--val_labels", help="labels file for a flat val/ folder")
-    p.add_argument("--resize", type=int, default=256)
-    p.add_argument("--images", type=int, default=10_000, help="images sampled (0: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--output", default="pca.json", help="JSON file to write")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    """`python -m alexnet_tf.data_stats [--data_dir DIR] [flags]`; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    return cli.command(argv, "python -m alexnet_tf.data_stats", define_flags, run)
+
+
+def run(fv, args):
+    del args
     from alexnet_tf import file_check, input_stats, preprocess, sources
 
-    cfg = dataclasses.replace(
-        DataConfig(),
-        dataset=args.dataset or ("folder" if args.data_dir else "demo"),
-        data_dir=args.data_dir,
-        val_labels=args.val_labels,
-        resize=args.resize,
+    if fv.images < 0:
+        raise UserError(f"--images {fv.images} is negative")
+    cfg = cli.data_config(fv)
+    source = file_check.without_bad_files(sources.load_source(cfg, "train"))
+    stats = input_stats.compute_stats(
+        source, resize=cfg.resize, max_images=fv.images, seed=cfg.seed
     )
-    try:
-        source = file_check.without_bad_files(sources.load_source(cfg, "train"))
-        stats = input_stats.compute_stats(
-            source, resize=args.resize, max_images=args.images, seed=args.seed
-        )
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     result = {
         "num_images": stats.num_images,
         "resize": stats.resize,
@@ -63,7 +55,7 @@ def main(argv=None):
         "channel_std": stats.channel_std.round(3).tolist(),
         "note": "RGB; eigenvalues for pixels on [0, 1]; eigenvectors are the COLUMNS",
     }
-    with open(args.output, "w", encoding="utf-8") as f:
+    with open(fv.output, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
     np.set_printoptions(precision=4, suppress=True)
     print(f"{stats.num_images} images from {source.root}, RGB, pixels on [0, 1]")
@@ -72,7 +64,7 @@ def main(argv=None):
         f"eigenvectors (columns)\n{stats.pca_eigvec}\n(default)\n{np.array(preprocess.PCA_EIGVEC)}"
     )
     print(f"channel mean  {stats.channel_mean}  std {stats.channel_std}  (0-255)")
-    print(f"wrote {args.output}; train with --pca_file {args.output}")
+    print(f"wrote {fv.output}; train with --pca_file {fv.output}")
     return 0
 
 

@@ -15,14 +15,15 @@ paper's 10 crops, as evaluation does; `--crops 1` takes the centre crop, as the 
 SavedModel's serving signature does.
 """
 
-import argparse
 import dataclasses
 import logging
 import os
 import sys
 
 import numpy as np
+from absl import flags
 
+from alexnet_tf import cli
 from alexnet_tf.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -158,41 +159,33 @@ def _preprocessed(path, transform):
     return image.reshape(-1, *image.shape[-3:])
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m alexnet_tf.predict",
-        description="Top classes of images, with probabilities and class names.",
+def define_flags(fv):
+    cli.define_model_file_flags(fv, "A training run's folder: its final model.keras.")
+    flags.DEFINE_integer("top", 5, "Classes shown per image.", flag_values=fv)
+    cli.define_crops_flag(fv)
+    flags.DEFINE_string(
+        "synset_words",
+        None,
+        "'wnid name, ...' lines (LOC_synset_mapping.txt) for ImageNet.",
+        flag_values=fv,
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG...)")
-    parser.add_argument("--model_dir", help="a training run's folder (its final model.keras)")
-    parser.add_argument("--model", help="a .keras file (run.json, input_stats.npz beside it)")
-    parser.add_argument("--top", type=int, default=5, help="classes shown per image (default 5)")
-    parser.add_argument(
-        "--crops", type=int, choices=(10, 1), default=10, help="10 (paper, default) or 1 (centre)"
-    )
-    parser.add_argument(
-        "--synset_words", help="'wnid name, ...' lines (LOC_synset_mapping.txt) for ImageNet"
-    )
-    return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse(sys.argv[1:] if argv is None else argv)
+def run(fv, images):
     from alexnet_tf.quiet import tensorflow_imported
 
     tensorflow_imported()
-    try:
-        if args.top < 1:
-            raise UserError(f"--top {args.top} must be positive")
-        predictor = Predictor.from_files(
-            args.model_dir, args.model, args.synset_words, images=args.images
-        )
-        tops = predictor.top(args.images, args.top, args.crops)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(predictor.format(args.images, tops))
+    cli.positive("top", fv.top)
+    predictor = Predictor.from_files(fv.model_dir, fv.model, fv.synset_words, images=images)
+    tops = predictor.top(images, fv.top, int(fv.crops))
+    print(predictor.format(images, tops))
     return 0
+
+
+def main(argv=None):
+    """`python -m alexnet_tf.predict IMAGE... [flags]`; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    return cli.command(argv, "python -m alexnet_tf.predict", define_flags, run, "IMAGE")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
     python -m alexnet_tf.prepare --data_dir DIR --output_dir OUT [--resize 256]
 
+`--resize` defaults to the paper's 256. To train at a smaller `--image_size S`, prepare
+with `--resize` S x 256/227, rounded (76 at 67): training's own default for that size.
+
 Reads image files (`--dataset folder`, the default, or `demo`; a flat val/ with
 `--val_labels`), leaves out and reports the bad files (`OUT/bad_files_<split>.json`),
 scales each image's shorter side to `--resize`, keeps the centre square (what training
@@ -14,8 +17,6 @@ Training files are written in a shuffled order so that every shard mixes the cla
 Then train with `--data_dir OUT` (detected as TFRecord) or `--dataset tfrecord`.
 """
 
-import argparse
-import dataclasses
 import json
 import logging
 import math
@@ -24,8 +25,9 @@ import sys
 import time
 
 import numpy as np
+from absl import flags
 
-from alexnet_tf.config import DataConfig
+from alexnet_tf import cli
 from alexnet_tf.errors import UserError
 from alexnet_tf.sources import INFO_FILE, RECORD_PREFIXES
 
@@ -140,41 +142,45 @@ def _example(jpeg, label, class_names, path, resize):
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(
-        prog="python -m alexnet_tf.prepare",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+# The data flags prepare reads: which images, how the bad ones are handled, the size.
+DATA_FLAGS = (
+    "data_dir",
+    "dataset",
+    "val_labels",
+    "resize",
+    "check_files",
+    "max_bad_fraction",
+    "seed",
+)
+
+
+def define_flags(fv):
+    cli.define_data_flags(fv, only=DATA_FLAGS)
+    flags.DEFINE_string("output_dir", None, "Where the shards go.", flag_values=fv)
+    flags.DEFINE_integer(
+        "images_per_shard", 1024, "Images per TFRecord shard.", flag_values=fv, lower_bound=1
     )
-    p.add_argument("--data_dir", required=True, help="images: DIR/train/<class>/*, DIR/val/...")
-    p.add_argument("--output_dir", required=True, help="where the shards go")
-    p.add_argument("--dataset", default="folder", help="folder (default) or demo")
-    p.add_argument("--val_labels", help="labels file for a flat val/ folder")
-    p.add_argument("--resize", type=int, default=256, help="side of the stored squares")
-    p.add_argument("--images_per_shard", type=int, default=1024)
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality of the shards")
-    p.add_argument("--check_files", default="header", choices=["header", "decode", "off"])
-    p.add_argument("--max_bad_fraction", type=float, default=0.001)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    cfg = dataclasses.replace(
-        DataConfig(),
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        val_labels=args.val_labels,
-        resize=args.resize,
-        check_files=args.check_files,
-        max_bad_fraction=args.max_bad_fraction,
+    flags.DEFINE_integer(
+        "quality", 95, "JPEG quality of the shards.", flag_values=fv, lower_bound=1, upper_bound=100
     )
-    try:
-        info = prepare(
-            cfg, args.output_dir, images_per_shard=args.images_per_shard, quality=args.quality
-        )
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {info['num_examples']} images to {args.output_dir}")
+
+
+def run(fv, args):
+    del args
+    if not fv.data_dir:
+        raise UserError("prepare needs --data_dir (the image folders)")
+    if not fv.output_dir:
+        raise UserError("prepare needs --output_dir (where the shards go)")
+    cfg = cli.data_config(fv)
+    info = prepare(cfg, fv.output_dir, images_per_shard=fv.images_per_shard, quality=fv.quality)
+    print(f"wrote {info['num_examples']} images to {fv.output_dir}")
     return 0
+
+
+def main(argv=None):
+    """`python -m alexnet_tf.prepare --data_dir DIR --output_dir OUT`; the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    return cli.command(argv, "python -m alexnet_tf.prepare", define_flags, run)
 
 
 if __name__ == "__main__":

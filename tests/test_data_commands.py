@@ -13,7 +13,7 @@ from alexnet_tf.bench import __main__ as bench
 def test_bench_input_prints_one_json_line(tmp_path, capsys):
     root = image_folder(tmp_path / "d", per_class=3, size=(24, 30))
     flags = ["--data_dir", root, "--batch_size", "4", "--batches", "3", "--warmup", "1"]
-    assert bench.main(["input", *flags, "--image_size", "16", "--resize", "20", "--json"]) == 0
+    assert bench.main(["input", *flags, "--image_size", "67", "--resize", "70", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["images"] == 4 + 1 + 4  # 9 images: batches 4, 4, 1; timing skips one
     assert result["images_per_sec"] > 0

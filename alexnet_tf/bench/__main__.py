@@ -1,11 +1,14 @@
 """`python -m alexnet_tf.bench SUBCOMMAND [flags]`: run one benchmark, print its figures.
 
-Each subcommand lives in its own module here with a `main(argv)`; with `--json` it prints
+Each subcommand lives in its own module here with a `main(argv)` (absl flags through
+`cli.command`: a mistake is one line and exit status 2); with `--json` it prints
 one JSON line with at least `images_per_sec` (after a short human table on stderr).
 """
 
 import importlib
 import sys
+
+from alexnet_tf import cli
 
 SUBCOMMANDS = {
     "input": ("alexnet_tf.bench.input", "training input pipeline, full augmentation"),
@@ -17,12 +20,23 @@ SUBCOMMANDS = {
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in SUBCOMMANDS:
+    if argv and argv[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
+        return module.main(argv[1:])
+    if argv and argv[0] in cli.HELP_FLAGS:
         lines = [f"  {name:8s} {help}" for name, (_, help) in SUBCOMMANDS.items()]
-        print("usage: python -m alexnet_tf.bench SUBCOMMAND [flags]\n" + "\n".join(lines))
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
-    return module.main(argv[1:])
+        print(
+            "usage: python -m alexnet_tf.bench SUBCOMMAND [flags]\n"
+            + "\n".join(lines)
+            + "\n\nflags of one: python -m alexnet_tf.bench SUBCOMMAND --help"
+        )
+        return 0
+    names = ", ".join(SUBCOMMANDS)
+    if not argv or argv[0].startswith("-"):
+        print(f"error: give a subcommand first ({names})", file=sys.stderr)
+    else:
+        print(f"error: unknown subcommand {argv[0]!r} (one of {names})", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ import platform
 import resource
 import sys
 
+from absl import flags
+
+from alexnet_tf import cli
+
 
 def environment():
     """Device, versions and threads the figures were measured with."""
@@ -64,26 +68,37 @@ def training_batches(cfg, batch_size, full_only=False):
     return source, batches()
 
 
-def add_data_args(parser, batch_size):
-    """The data flags of the benches that read files: where, what layout, batch and sizes."""
-    parser.add_argument("--data_dir", help="data to read (default: the demo data)")
-    parser.add_argument("--dataset", help="folder | imagenet2012 | tfrecord | demo")
-    parser.add_argument("--batch_size", type=int, default=batch_size)
-    parser.add_argument("--image_size", type=int, default=227)
-    parser.add_argument("--resize", type=int, default=256)
+# The data flags of the benches that read files (`input` adds its preprocessing flags).
+DATA_FLAGS = ("data_dir", "dataset", "image_size", "resize")
 
 
-def data_config(args, **changes):
-    """A `DataConfig` from `add_data_args`' flags (the demo without --data_dir)."""
-    import dataclasses
+def define_batch_size_flag(fv, default, help="Images per batch."):
+    flags.DEFINE_integer("batch_size", default, help, flag_values=fv, lower_bound=1)
 
-    from alexnet_tf.config import DataConfig
 
-    return dataclasses.replace(
-        DataConfig(),
-        dataset=args.dataset or ("folder" if args.data_dir else "demo"),
-        data_dir=args.data_dir,
-        image_size=args.image_size,
-        resize=args.resize,
-        **changes,
+def define_data_flags(fv, batch_size, only=DATA_FLAGS):
+    """The data flags of a bench that reads files (cli's, the demo without --data_dir)
+    and its --batch_size."""
+    cli.define_data_flags(fv, only=only)
+    define_batch_size_flag(fv, batch_size)
+
+
+def define_timing_flags(fv, *, warmup, what, **counts):
+    """--warmup (untimed `what` first), --json, and each of `counts`: name=(default, help)."""
+    flags.DEFINE_integer(
+        "warmup", warmup, f"Untimed {what} of each first.", flag_values=fv, lower_bound=0
     )
+    for name, (default, help) in counts.items():
+        flags.DEFINE_integer(name, default, help, flag_values=fv, lower_bound=1)
+    flags.DEFINE_bool("json", False, "Print one JSON line.", flag_values=fv)
+
+
+def data_config(fv):
+    """The `DataConfig` of `define_data_flags`' flags, checked as train.py checks them."""
+    return cli.data_config(fv)
+
+
+def command(argv, subcommand, define, main):
+    """Run `python -m alexnet_tf.bench SUBCOMMAND` with `argv` (`cli.command`)."""
+    argv = sys.argv[2:] if argv is None else argv
+    return cli.command(argv, f"python -m alexnet_tf.bench {subcommand}", define, main)

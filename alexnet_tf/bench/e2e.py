@@ -8,33 +8,31 @@ says whether the input keeps up: 1.0 means training never waits for data. On a C
 the pipeline also takes cores from the step, so the ratio there includes that cost.
 """
 
-import argparse
 import statistics
 import time
 
-from alexnet_tf.bench.common import (
-    add_data_args,
-    data_config,
-    environment,
-    peak_rss_mb,
-    report,
-    training_batches,
-)
+from alexnet_tf import cli
+from alexnet_tf.bench import common
+from alexnet_tf.bench.common import data_config, environment, peak_rss_mb, report, training_batches
 
 
-def parse(argv):
-    p = argparse.ArgumentParser(prog="python -m alexnet_tf.bench e2e", description=__doc__)
-    add_data_args(p, batch_size=32)
-    p.add_argument("--steps", type=int, default=6, help="steps per timed window")
-    p.add_argument("--windows", type=int, default=4, help="timed windows of each (median)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps of each first")
-    p.add_argument("--mixed_precision", choices=["float16", "bfloat16"], default=None)
-    p.add_argument("--json", action="store_true", help="print one JSON line")
-    return p.parse_args(argv)
+def define_flags(fv):
+    common.define_data_flags(fv, batch_size=32)
+    common.define_timing_flags(
+        fv,
+        warmup=3,
+        what="steps",
+        steps=(6, "Steps per timed window."),
+        windows=(4, "Timed windows of each (median)."),
+    )
+    cli.define_mixed_precision_flag(fv)
 
 
 def main(argv=None):
-    args = parse(argv)
+    return common.command(argv, "e2e", define_flags, run)
+
+
+def run(args, _):
     import keras
     import tensorflow as tf
 

@@ -10,12 +10,14 @@ so "per-crop vs plain forward" tells what the step adds around the network (each
 the median of per-window ratios, robust to load changes on a shared machine).
 """
 
-import argparse
 import statistics
 import time
 
 import numpy as np
+from absl import flags
 
+from alexnet_tf import cli
+from alexnet_tf.bench import common
 from alexnet_tf.bench.common import environment, peak_rss_mb, report
 
 CROPS = 10
@@ -29,21 +31,28 @@ def _window(run, steps):
     return time.perf_counter() - start
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m alexnet_tf.bench eval", description=__doc__)
-    parser.add_argument("--batch_size", type=int, default=32, help="images (x10 crops) a step")
-    parser.add_argument("--image_size", type=int, default=227)
-    parser.add_argument("--num_classes", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=2, help="untimed calls of each first")
-    parser.add_argument("--steps", type=int, default=2, help="calls per timed window")
-    parser.add_argument("--windows", type=int, default=3, help="timed windows (median)")
-    parser.add_argument("--mixed_precision", choices=["float16", "bfloat16"], default=None)
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
-    return parser.parse_args(argv)
+def define_flags(fv):
+    common.define_batch_size_flag(fv, 32, "Images (x10 crops) a step.")
+    cli.define_data_flags(fv, only=("image_size",))
+    flags.DEFINE_integer(
+        "num_classes", 1000, "Classes of the model.", flag_values=fv, lower_bound=2
+    )
+    common.define_timing_flags(
+        fv,
+        warmup=2,
+        what="calls",
+        steps=(2, "Calls per timed window."),
+        windows=(3, "Timed windows (median)."),
+    )
+    cli.define_mixed_precision_flag(fv)
 
 
-def main(argv):
-    args = parse(argv)
+def main(argv=None):
+    return common.command(argv, "eval", define_flags, run)
+
+
+def run(args, _):
+    cli.data_config(args, log_resize=False)  # checks --image_size
     import keras
     import tensorflow as tf
 

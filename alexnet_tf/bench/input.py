@@ -10,11 +10,10 @@ time it reports `images_per_cpu_sec` (images per CPU-second of all threads), the
 per-core rate, which other processes on a shared machine disturb much less.
 """
 
-import argparse
 import time
 
+from alexnet_tf.bench import common
 from alexnet_tf.bench.common import (
-    add_data_args,
     cpu_seconds,
     data_config,
     environment,
@@ -23,32 +22,21 @@ from alexnet_tf.bench.common import (
     training_batches,
 )
 
+# Its data flags: what the others read, and the preprocessing timed.
+DATA_FLAGS = (*common.DATA_FLAGS, "mean", "normalize", "pca_std", "fused_crop", "antialias_below")
 
-def parse(argv):
-    p = argparse.ArgumentParser(prog="python -m alexnet_tf.bench input", description=__doc__)
-    add_data_args(p, batch_size=128)
-    p.add_argument("--batches", type=int, default=20, help="timed batches")
-    p.add_argument("--warmup", type=int, default=4, help="batches before timing")
-    p.add_argument("--mean", default="pixel", choices=["pixel", "channel"])
-    p.add_argument("--normalize", default="standardize", choices=["standardize", "paper"])
-    p.add_argument("--pca_std", type=float, default=0.1)
-    p.add_argument("--no_fused_crop", action="store_true", help="decode whole images")
-    p.add_argument("--antialias_below", type=float, default=0.5)
-    p.add_argument("--json", action="store_true", help="print one JSON line")
-    return p.parse_args(argv)
+
+def define_flags(fv):
+    common.define_data_flags(fv, batch_size=128, only=DATA_FLAGS)
+    common.define_timing_flags(fv, warmup=4, what="batches", batches=(20, "Timed batches."))
 
 
 def main(argv=None):
-    args = parse(argv)
+    return common.command(argv, "input", define_flags, run)
 
-    cfg = data_config(
-        args,
-        mean=args.mean,
-        normalize=args.normalize,
-        pca_std=args.pca_std,
-        fused_crop=not args.no_fused_crop,
-        antialias_below=args.antialias_below,
-    )
+
+def run(args, _):
+    cfg = data_config(args)
     source, stream = training_batches(cfg, args.batch_size)
     for _ in range(args.warmup):
         next(stream)

@@ -9,12 +9,14 @@ machine's float32 peak from a large matmul, so the figure reads as a fraction
 of what the machine can do.
 """
 
-import argparse
 import statistics
 import time
 
 import numpy as np
+from absl import flags
 
+from alexnet_tf import cli
+from alexnet_tf.bench import common
 from alexnet_tf.bench.common import environment, peak_rss_mb, report
 
 
@@ -82,23 +84,30 @@ def _window(run_step, steps):
     return time.perf_counter() - start
 
 
-def parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m alexnet_tf.bench train", description=__doc__)
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--image_size", type=int, default=227)
-    parser.add_argument("--num_classes", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--steps", type=int, default=5, help="steps per timed window")
-    parser.add_argument("--windows", type=int, default=5, help="timed windows (median)")
-    parser.add_argument("--jit_compile", action="store_true", help="XLA-compile the step")
-    parser.add_argument("--mixed_precision", choices=["float16", "bfloat16"], default=None)
-    parser.add_argument("--no_baseline", action="store_true", help="skip the Keras baseline")
-    parser.add_argument("--json", action="store_true", help="print one JSON line")
-    return parser.parse_args(argv)
+def define_flags(fv):
+    common.define_batch_size_flag(fv, 32)
+    cli.define_data_flags(fv, only=("image_size",))
+    flags.DEFINE_integer(
+        "num_classes", 1000, "Classes of the model.", flag_values=fv, lower_bound=2
+    )
+    common.define_timing_flags(
+        fv,
+        warmup=3,
+        what="steps",
+        steps=(5, "Steps per timed window."),
+        windows=(5, "Timed windows (median)."),
+    )
+    flags.DEFINE_bool("jit_compile", False, "XLA-compile the step.", flag_values=fv)
+    cli.define_mixed_precision_flag(fv)
+    flags.DEFINE_bool("no_baseline", False, "Skip the Keras baseline.", flag_values=fv)
 
 
-def main(argv):
-    args = parse(argv)
+def main(argv=None):
+    return common.command(argv, "train", define_flags, run)
+
+
+def run(args, _):
+    cli.data_config(args, log_resize=False)  # checks --image_size
     import keras
     import tensorflow as tf
 
