@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from imagefiles import image_folder
+from PIL import Image
 
 from alexnet_tf import input_pipeline, input_stats, prepare
 from alexnet_tf.config import DataConfig
@@ -137,13 +138,67 @@ def test_training_images_are_normalised(data):
     assert raw.std() > 10  # raw 0-255 minus the mean
 
 
-def test_training_without_augmentation_is_the_mean_subtracted_crop(data):
-    cfg, inputs, _, _ = data
-    plain = dataclasses.replace(cfg, pca_std=0.0, normalize="paper", mean="channel")
-    unfused = dataclasses.replace(plain, fused_crop=False)
-    a = np.concatenate(batches(plain, inputs.train, inputs.stats, epoch=5)[0])
-    b = np.concatenate(batches(unfused, inputs.train, inputs.stats, epoch=5)[0])
-    assert np.abs(a - b).mean() < 1.0  # same crops and flips, windowed decode or not
+def reference_square(path):
+    """NumPy/PIL reference of what the pipeline crops from: the file decoded by PIL, its
+    shorter side scaled to R by plain bilinear resampling with half-pixel centres (what
+    `preprocess.resize_to` documents above half size; 24 x 30 -> 20 x 25 is 0.83), and
+    the centre R x R square -> float64 (R, R, 3) on 0-255."""
+    image = np.asarray(Image.open(path).convert("RGB"), np.float64)
+    h, w = image.shape[:2]
+    scale = R / min(h, w)
+    new_h, new_w = max(round(h * scale), R), max(round(w * scale), R)
+
+    def taps(n_out, n_in):
+        src = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        low = np.floor(src).astype(int)
+        return low, np.minimum(low + 1, n_in - 1), src - low
+
+    y0, y1, fy = taps(new_h, h)
+    x0, x1, fx = taps(new_w, w)
+    rows = image[y0] * (1 - fy)[:, None, None] + image[y1] * fy[:, None, None]
+    resized = rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+    top, left = (new_h - R) // 2, (new_w - R) // 2
+    return resized[top : top + R, left : left + R]
+
+
+def nearest_crop_error(image, square):
+    """Max |image - crop| over the crops the augmentation can take: every offset, flipped
+    or not (the offset and flip are keyed per example; the test does not redo the keys)."""
+    return min(
+        np.abs(image - view[y : y + S, x : x + S]).max()
+        for y in range(R - S + 1)
+        for x in range(R - S + 1)
+        for view in (square, square[:, ::-1])
+    )
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "unfused"])
+def test_training_without_augmentation_is_the_mean_subtracted_crop(data, fused):
+    cfg, inputs, indexed, _ = data
+    plain = dataclasses.replace(
+        cfg, pca_std=0.0, normalize="paper", mean="channel", fused_crop=fused
+    )
+    images, labels = batches(plain, indexed, inputs.stats, epoch=5)
+    images, labels = np.concatenate(images), np.concatenate(labels)
+    assert sorted(labels) == list(range(11))
+    # Tolerance: TF's JPEG decoder and PIL's round differently (measured here: up to 3 grey
+    # levels on these files, 1 on average); bilinear resampling averages pixels, so it
+    # cannot enlarge that gap. The fused path decodes a window of whole original pixels
+    # (its start and side rounded: up to 0.7 of an original pixel off) and scales it,
+    # where the pattern's gradient is at most 2 levels a pixel: 1.5 levels more. A wrong
+    # mean, scale, resize or window is off by far more (the channel means are ~120).
+    decoder_gap = max(
+        np.abs(
+            tf.io.decode_jpeg(tf.io.read_file(path), channels=3).numpy().astype(float)
+            - np.asarray(Image.open(path).convert("RGB"), float)
+        ).max()
+        for path in indexed.paths
+    )
+    tolerance = decoder_gap + (1.5 if fused else 0.01)
+    for image, index in zip(images, labels, strict=True):
+        square = reference_square(indexed.paths[index])
+        error = nearest_crop_error(image + inputs.stats.channel_mean, square)
+        assert error <= tolerance, (indexed.paths[index], error, tolerance)
 
 
 def test_stats_cached_and_reused(data):
