@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from tinyrun import CLASSES, trained_run
 
-from alexnet_tf import evaluator, imagenet_names, predict
+from alexnet_tf import build_alexnet, evaluator, imagenet_names, predict
 from alexnet_tf.config import Config, EvalConfig
 
 
@@ -85,9 +85,34 @@ def test_imagenet_classes_show_wordnet_ids_and_readable_names(run, tmp_path, cap
     }
 
 
-def test_tfds_ships_the_imagenet_label_list():
-    wnids = imagenet_names.tfds_wnids()
-    assert len(wnids) == 1000 and wnids[0] == "n01440764" and list(wnids) == sorted(wnids)
+def test_a_1000_class_model_without_classes_json_names_ilsvrc_wnids(run, tmp_path, capsys):
+    # predict's own fallback: a 1000-class model whose run has no classes.json is named in
+    # ILSVRC-2012's class-index order (sorted WordNet ids; written here, not read from
+    # TFDS), and readable names come from a synset file beside the model.
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in ("input_stats.npz", "run.json"):
+        os.symlink(os.path.join(run.model_dir, name), folder / name)
+    build_alexnet(1000, run.config.data.image_size, seed=0).save(folder / "model.keras")
+    (folder / "LOC_synset_mapping.txt").write_text(
+        "n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n"
+        "n15075141 toilet tissue, toilet paper, bathroom tissue\n"
+    )
+    predictor = predict.Predictor.from_files(model_dir=str(folder))
+    names = predictor.class_names
+    assert len(names) == 1000 and len(set(names)) == 1000 and list(names) == sorted(names)
+    assert names[:2] == ("n01440764", "n01443537") and names[999] == "n15075141"
+    assert all(imagenet_names.is_wnid(n) for n in names)
+    readable = predictor.readable
+    assert (readable[0], readable[1], readable[999]) == ("tench", "goldfish", "toilet tissue")
+    assert readable[2] == names[2]  # not in the file: keeps its id
+
+    image = val_files(run)[0]
+    probs = predictor.probabilities([image], crops=1)[0]
+    assert predict.main([image, "--model_dir", str(folder), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    shown = [line.split()[1] for line in lines]
+    assert shown == [names[i] for i in np.argsort(-probs)[:3]]  # index -> wnid as above
 
 
 @pytest.mark.parametrize(
