@@ -13,6 +13,7 @@ import json
 import shutil
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from imagefiles import image_folder
@@ -106,3 +107,31 @@ def test_extending_a_finished_run_with_more_epochs_equals_the_longer_run(
     longer = dataclasses.replace(short, train=dataclasses.replace(short.train, epochs=EPOCHS))
     trainer.train_and_evaluate(longer)
     assert_same_run(whole, tmp_path / "extended", EPOCHS)
+
+
+def test_mirrored_replicas_draw_their_own_dropout_masks():
+    # Keras' Dropout draws from one mirrored seed state: every replica would drop the
+    # same units of its own images. ReplicaDropout folds the replica in.
+    from conftest import TWO_CPUS
+
+    from alexnet_tf.distribute import mirrored_strategy
+    from alexnet_tf.layers import ReplicaDropout, seed_states
+
+    strategy = mirrored_strategy(TWO_CPUS)
+    with strategy.scope():
+        layer = ReplicaDropout(0.5, seed=3)
+        layer.build((None, 256))
+
+    @tf.function
+    def masks():
+        return strategy.run(lambda: layer(tf.ones((1, 256)), training=True))
+
+    first, second = (m.numpy() for m in strategy.experimental_local_results(masks()))
+    assert set(np.unique(first)) == {0.0, 2.0}  # inverted dropout at rate 0.5
+    assert not np.array_equal(first, second)
+    # One shared state, advanced once per call on every replica: what a checkpoint keeps.
+    states = [
+        s.numpy() for s in strategy.experimental_local_results(layer.seed_generator.state.value)
+    ]
+    assert np.array_equal(states[0], states[1]) and states[0][1] == 1
+    assert list(seed_states(keras.Sequential([layer]))) == [f"{layer.name}/0"]
