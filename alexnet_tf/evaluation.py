@@ -31,11 +31,13 @@ def score(
     max_batches=None,
     progress_seconds=None,
     label="val",
+    after_batch=None,
 ):
     """`{top1, top5, loss, count, dropped, class_count, class_top1}` of `source`.
 
     `max_batches` caps the batches (quick runs; then not every image is scored).
     `progress_seconds` prints a progress line that often (None: silent).
+    `after_batch()` runs after each batch; training passes its stop-signal check.
     Raises `UserError` if more images failed to decode than `data_cfg.max_bad_fraction`
     allows (`check_count`); `dropped` is how many did.
     """
@@ -64,6 +66,8 @@ def score(
         sums = result if sums is None else {k: sums[k] + result[k] for k in sums}
         if progress:
             progress.update(index + 1, int(result["count"]))
+        if after_batch is not None:
+            after_batch()
     planned = planned_count(source, batch_size, max_batches)
     count = 0 if sums is None else int(sums["count"])
     check_count(count, planned, source, data_cfg.max_bad_fraction, label)

@@ -85,8 +85,10 @@ def train_and_evaluate(cfg):
                     return _train(cfg, placement, signals)
             finally:  # a library call leaves the process's policy as it found it
                 keras.mixed_precision.set_global_policy(policy)
-        except _Stop:  # before the run had anything to save
-            raise signals.stopped(None) from None
+        except BaseException:
+            if signals.received is None:
+                raise
+            raise signals.stopped() from None
 
 
 def _train(cfg, placement, signals):
@@ -111,27 +113,22 @@ def _train(cfg, placement, signals):
         _write_json(
             os.path.join(cfg.train.model_dir, config_lib.RUN_FILE), _run_record(cfg, placement)
         )
-    run = _Run(cfg, placement, inputs)
+    run = signals.run = _Run(cfg, placement, inputs)
     val = None
     try:
         for epoch in range(int(run.state.epoch), cfg.train.epochs):
             run.train_epoch(epoch, signals)
-            val = run.validate()
+            val = run.validate(after_batch=signals.poll)
             with signals.deferred():
                 run.end_epoch(epoch, val)
         if val is None:  # resumed a run that had already finished
-            val = run.validate()
+            val = run.validate(after_batch=signals.poll)
         _finish(cfg, placement, run.model, run.inputs, val, run.global_step)
         finish_together(placement)
     except UserError:  # e.g. too few images scored: keep the steps trained so far
         with signals.deferred():
             run.save_if_unsaved()
         raise
-    except _Stop:
-        # A signal outside a step or a save: keep the last finished step, then stop.
-        with signals.deferred():
-            run.save_if_unsaved()
-        raise signals.stopped(run.global_step) from None
     return val
 
 
@@ -230,7 +227,7 @@ class _Run:
         """The rest of `epoch`'s steps (all of them, unless resuming mid-epoch).
 
         A step and its bookkeeping, and a save, run with `signals` deferred; a signal
-        anywhere else (the pipeline's start-up, waiting for a batch) stops at once.
+        that came in between is acted on before the next step.
         """
         t = self.cfg.train
         start = int(self.state.step_in_epoch)
@@ -247,6 +244,7 @@ class _Run:
         window = _Totals()
         totals = _Totals.restored(self.state.epoch_sums.numpy())
         for step in range(start, self.steps_per_epoch):
+            signals.poll()
             self._profile(self.global_step)
             try:
                 images, labels = next(batches)
@@ -284,8 +282,8 @@ class _Run:
                     self.save()
 
     def save_if_unsaved(self):
-        """A checkpoint at the current step, unless the latest one is already there."""
-        if self.saved_step != self.global_step:
+        """A checkpoint at the current step, unless it is there or no step ran yet."""
+        if self.saved_step != self.global_step and self.global_step > 0:
             self.save()
 
     def save(self):
@@ -308,7 +306,7 @@ class _Run:
             3,
         )
 
-    def validate(self):
+    def validate(self, after_batch=None):
         t = self.cfg.train
         return score(
             self.eval_step,
@@ -320,6 +318,7 @@ class _Run:
             max_batches=t.val_steps,
             progress_seconds=t.progress_seconds,
             label="validation",
+            after_batch=after_batch,
         )
 
     def end_epoch(self, epoch, val):
@@ -438,24 +437,28 @@ class _Totals:
 
 
 class _Stop(BaseException):
-    """A stop signal, raised where it arrived (a BaseException: no `except Exception`
-    in a library on the way may swallow it)."""
+    """A stop signal taking effect (a BaseException: no `except Exception` on the way
+    may swallow it)."""
 
 
 class _StopSignals:
-    """SIGTERM / SIGINT stop the run at once, except inside `deferred()` blocks.
+    """SIGTERM / SIGINT: the run saves its last finished step and stops, within a step.
 
-    A training step with its bookkeeping, and a checkpoint save, run deferred: a
-    signal then takes effect when the block ends, so no step or save is cut in half.
-    Anywhere else (validation, the input pipeline's start-up, waiting for a batch,
-    export) the handler raises `_Stop` right away; the run then saves its last
-    finished step. A second signal stops at once, even inside a deferred block.
+    - Where nothing is unsaved (start-up, before the first step, after a save, during
+      export) the handler stops the run at once.
+    - Otherwise the signal is acted on at the next safe point: the next training step,
+      the next validation batch (`poll`), or the end of a `deferred()` block, in which
+      a step with its bookkeeping, or a save, runs whole. The run then saves.
+    - A second signal stops at once, saving nothing more.
+    An exception raised at once can surface inside TF as another one; any exception
+    while a signal is being acted on is reported as the stop.
     """
 
     def __init__(self):
         self.received = None
+        self.run = None  # the _Run, once built: its steps may be unsaved
+        self.at_safe_point = False  # the stop was raised by `poll`: state is whole
         self._deferred = 0
-        self._stopping = False  # _Stop raised: the run is saving its last step
 
     @contextlib.contextmanager
     def deferred(self):
@@ -464,13 +467,17 @@ class _StopSignals:
             yield
         finally:
             self._deferred -= 1
-        if self.received is not None and not self._deferred:
-            self._stop()
+        self.poll()
 
-    def _stop(self):
-        if not self._stopping:
-            self._stopping = True
+    def poll(self):
+        """Raises `_Stop` if a signal came (a safe point: no step or save half done)."""
+        if self.received is not None and not self._deferred:
+            self.at_safe_point = True
             raise _Stop
+
+    def _nothing_unsaved(self):
+        run = self.run
+        return run is None or run.saved_step == run.global_step or run.global_step == 0
 
     def __enter__(self):
         self.previous = {}
@@ -480,22 +487,36 @@ class _StopSignals:
 
     def _handle(self, signum, frame):
         del frame
-        if self.received is not None:  # a second signal: stop at once
-            raise KeyboardInterrupt
+        name = signal.Signals(signum).name
+        if self.received is not None:
+            log.warning("%s again: stopping at once", name)
+            self.at_safe_point = False  # save nothing more
+            raise _Stop
         self.received = signum
-        log.warning("%s received: stopping", signal.Signals(signum).name)
-        if not self._deferred:
-            self._stop()
+        log.warning("%s received: stopping", name)
+        if not self._deferred and self._nothing_unsaved():
+            raise _Stop
 
-    def stopped(self, step):
+    def stopped(self):
+        """The `TrainingStopped` to raise, after saving the last finished step if that is
+        safe and needed."""
         name = signal.Signals(self.received).name
-        if step is None:
+        code = 128 + self.received
+        run = self.run
+        if run is None:
             return TrainingStopped(
-                f"{name}: stopped before any step ran; nothing new to save", 128 + self.received
+                f"{name}: stopped before any step ran; nothing new to save", code
+            )
+        if self.at_safe_point:
+            self.at_safe_point = False  # a second signal during the save stops it
+            run.save_if_unsaved()
+        if run.saved_step is None:
+            return TrainingStopped(
+                f"{name}: stopped before any step ran; nothing new to save", code
             )
         return TrainingStopped(
-            f"{name}: saved a checkpoint at step {step}; run the same command to resume",
-            128 + self.received,
+            f"{name}: saved a checkpoint at step {run.saved_step}; run the same command to resume",
+            code,
         )
 
     def __exit__(self, *exc):
