@@ -33,6 +33,7 @@ import keras
 import tensorflow as tf
 
 from alexnet_tf import input_pipeline
+from alexnet_tf.atomic import write_json
 from alexnet_tf.layers import copy_weights
 from alexnet_tf.model import build_from_config, float32_policy
 
@@ -66,9 +67,7 @@ def save_keras(model, model_dir):
 
 def save_class_names(class_names, model_dir):
     path = os.path.join(model_dir, CLASSES_FILE)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(list(class_names), f)
-    os.replace(path + ".tmp", path)
+    write_json(path, list(class_names))
     return path
 
 

@@ -32,6 +32,7 @@ import threading
 
 import numpy as np
 
+from alexnet_tf.atomic import write_json
 from alexnet_tf.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def drop_bad_files(source, report_dir, *, mode="header", max_bad_fraction=0.001)
         listed = set(source.paths.tolist())
         new["dropped"] = [d for d in (report or {}).get("dropped", []) if d["path"] in listed]
         new["num_dropped"] = len(new["dropped"])
-        _write_report(report_path, new)
+        write_json(report_path, new)
     fraction = len(bad) / max(source.num_examples, 1)
     if fraction > max_bad_fraction:
         raise UserError(
@@ -183,7 +184,7 @@ def record_dropped(source, name, reason):
             if name not in {d["path"] for d in dropped}:
                 dropped.append({"path": name, "reason": reason})
             report["num_dropped"] = count = len(dropped)
-            _write_report(path, report)
+            write_json(path, report)
     log.warning(
         "Skipping undecodable image %s: %s (%d file(s) of the %s split dropped while reading%s)",
         name,
@@ -207,14 +208,6 @@ def _new_report(source, mode, fingerprint, bad):
         "num_dropped": 0,
         "dropped": [],
     }
-
-
-def _write_report(path, report):
-    """Write `report` to `path` atomically (a kill leaves the old report or the new one)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1)
-    os.replace(path + ".tmp", path)
 
 
 def _fingerprint(paths):

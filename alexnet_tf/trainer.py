@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from alexnet_tf import config as config_lib
 from alexnet_tf import export
+from alexnet_tf.atomic import write_json
 from alexnet_tf.checkpointing import Checkpoints, RunState
 from alexnet_tf.distribute import (
     check_batch_size,
@@ -110,7 +111,7 @@ def _train(cfg, placement, signals):
         cfg, model=dataclasses.replace(cfg.model, num_classes=inputs.num_classes)
     )
     if placement.is_chief:
-        _write_json(
+        write_json(
             os.path.join(cfg.train.model_dir, config_lib.RUN_FILE), _run_record(cfg, placement)
         )
     run = signals.run = _Run(cfg, placement, inputs)
@@ -374,7 +375,7 @@ class _Run:
                 "learning_rate": lr,
             }
         )
-        _write_json(path, history)
+        write_json(path, history)
 
     def _write_train(self, totals, images_per_sec):
         if totals.count:
@@ -503,14 +504,10 @@ class _StopSignals:
         name = signal.Signals(self.received).name
         code = 128 + self.received
         run = self.run
-        if run is None:
-            return TrainingStopped(
-                f"{name}: stopped before any step ran; nothing new to save", code
-            )
-        if self.at_safe_point:
+        if run is not None and self.at_safe_point:
             self.at_safe_point = False  # a second signal during the save stops it
             run.save_if_unsaved()
-        if run.saved_step is None:
+        if run is None or run.saved_step is None:
             return TrainingStopped(
                 f"{name}: stopped before any step ran; nothing new to save", code
             )
@@ -628,13 +625,6 @@ def _finished_result(cfg):
     }
 
 
-def _write_json(path, value):
-    """Writes `value` to `path` atomically (a kill leaves the old file or the new one)."""
-    with open(path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=1)
-    os.replace(path + ".tmp", path)
-
-
 def _hparams(cfg, placement):
     values = {}
     for section in ("data", "model", "train"):
@@ -664,7 +654,7 @@ def _finish(cfg, placement, model, inputs, val, steps):
         "steps": steps,
         "epochs": cfg.train.epochs,
     }
-    _write_json(os.path.join(model_dir, RESULT_FILE), result)
+    write_json(os.path.join(model_dir, RESULT_FILE), result)
     chance = 1.0 / inputs.num_classes
     print(
         f"\nfinished: val top-1 {val['top1']:.1%} (chance {chance:.1%}), top-5 "
