@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 _TAIL = 4096  # bytes read from the end of a file to find its end marker
 
 
+_POLL_EVERY = 512  # files between two calls of a check's `poll`
+
+
 def check_header(path):
     """Why the file at `path` cannot be decoded, or None if its bytes look whole."""
     try:
@@ -65,8 +68,11 @@ def check_header(path):
     return f"not a JPEG or PNG image (starts with {head[:8]!r})"
 
 
-def check_decode(paths):
-    """{index: reason} for the `paths` TF cannot decode (decodes all of them)."""
+def check_decode(paths, poll=None):
+    """{index: reason} for the `paths` TF cannot decode (decodes all of them).
+
+    `poll`, if given, is called every few hundred files (it may raise to stop the check).
+    """
     import tensorflow as tf
 
     from alexnet_tf import preprocess
@@ -80,7 +86,11 @@ def check_decode(paths):
     indices = tf.data.Dataset.range(len(paths)).map(
         decodes, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False
     )
-    good = {int(index) for index, _ in indices.ignore_errors().as_numpy_iterator()}
+    good = set()
+    for index, _ in indices.ignore_errors().as_numpy_iterator():
+        good.add(int(index))
+        if poll is not None and len(good) % _POLL_EVERY == 0:
+            poll()
     bad = {}
     for index in sorted(set(range(len(paths))) - good):
         try:
@@ -91,25 +101,38 @@ def check_decode(paths):
     return bad
 
 
-def find_bad_files(paths, mode="header", threads=16):
-    """[(path, reason)] of the files in `paths` that cannot be decoded, in `paths` order."""
+def find_bad_files(paths, mode="header", threads=16, poll=None):
+    """[(path, reason)] of the files in `paths` that cannot be decoded, in `paths` order.
+
+    `poll`, if given, is called every few hundred files; if it raises, the check stops
+    without waiting for the files not yet checked.
+    """
     if mode == "off":
         return []
     if mode == "decode":
-        return [(str(paths[i]), reason) for i, reason in sorted(check_decode(paths).items())]
+        bad = check_decode(paths, poll)
+        return [(str(paths[i]), reason) for i, reason in sorted(bad.items())]
     if mode != "header":
         raise UserError(f"--check_files {mode!r} is not one of header, decode, off")
-    with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        reasons = list(pool.map(check_header, paths, chunksize=256))
+    pool = concurrent.futures.ThreadPoolExecutor(threads)
+    reasons = []
+    try:
+        for reason in pool.map(check_header, paths):
+            reasons.append(reason)
+            if poll is not None and len(reasons) % _POLL_EVERY == 0:
+                poll()
+    finally:
+        pool.shutdown(cancel_futures=True)
     return [(str(p), r) for p, r in zip(paths, reasons, strict=True) if r is not None]
 
 
-def drop_bad_files(source, report_dir, *, mode="header", max_bad_fraction=0.001):
+def drop_bad_files(source, report_dir, *, mode="header", max_bad_fraction=0.001, poll=None):
     """`source` (kind "files") without its bad files, reported in `report_dir`.
 
     Logs each bad file once, writes `report_dir/bad_files_<split>.json` and raises
     `UserError` if the bad fraction exceeds `max_bad_fraction`. Record sources are
     returned as they are (their images were re-encoded when the records were written).
+    `poll` is passed to `find_bad_files`.
     """
     source = dataclasses.replace(source, report_dir=report_dir)  # for `record_dropped`
     if source.kind != "files" or mode == "off":
@@ -123,7 +146,7 @@ def drop_bad_files(source, report_dir, *, mode="header", max_bad_fraction=0.001)
             log.warning("%d bad files in %s, listed in %s", len(bad), source.root, report_path)
     else:
         log.info("Checking %d files under %s (%s)", source.num_examples, source.root, mode)
-        bad = find_bad_files(source.paths, mode)
+        bad = find_bad_files(source.paths, mode, poll=poll)
         for path, reason in bad:
             log.warning("Skipping bad image %s: %s", path, reason)
         new = _new_report(source, mode, fingerprint, bad)

@@ -82,7 +82,7 @@ def load_stats(folder):
     return InputStats(**fields)
 
 
-def load_or_compute_stats(cfg, source, folder):
+def load_or_compute_stats(cfg, source, folder, poll=None):
     """The stats cached in `folder` if they were made at `cfg.resize`, else computed and saved."""
     path = os.path.join(folder, STATS_FILE)
     if os.path.isfile(path):
@@ -98,19 +98,28 @@ def load_or_compute_stats(cfg, source, folder):
         max_images=cfg.stats_images,
         seed=cfg.seed,
         max_bad_fraction=cfg.max_bad_fraction,
+        poll=poll,
     )
     log.info("Input statistics from %d images saved to %s", stats.num_images, stats.save(folder))
     return stats
 
 
 def compute_stats(
-    source, *, resize, max_images=10_000, seed=0, batch_size=64, max_bad_fraction=0.001
+    source,
+    *,
+    resize,
+    max_images=10_000,
+    seed=0,
+    batch_size=64,
+    max_bad_fraction=0.001,
+    poll=None,
 ):
     """`InputStats` over `max_images` images of `source` (0: all), sampled deterministically.
 
     An image that fails to decode is left out, named in the log and in the split's
     bad-file report (`input_pipeline.decoded_images`), and counted; more of them than
-    `max_bad_fraction` of the sample is a `UserError`.
+    `max_bad_fraction` of the sample is a `UserError`. `poll`, if given, is called after
+    each batch (it may raise to stop).
     """
     import tensorflow as tf
 
@@ -133,6 +142,8 @@ def compute_stats(
         pixel_sum += tf.reduce_sum(batch, axis=0).numpy()
         rgb_sum += tf.reduce_sum(pixels, axis=0).numpy()
         rgb_outer += tf.matmul(pixels, pixels, transpose_a=True).numpy()
+        if poll is not None:
+            poll()
     dropped = planned - count
     if dropped:
         log.warning(

@@ -94,6 +94,7 @@ def train_and_evaluate(cfg):
 
 def _train(cfg, placement, signals):
     created = _check_run_folder(cfg, placement)
+    signals.poll()
     finished = _finished_result(cfg)
     if finished is not None:
         return finished
@@ -101,7 +102,7 @@ def _train(cfg, placement, signals):
     if not placement.is_chief:
         workdir = os.path.join(workdir, f".worker-{placement.worker_index}")
     try:
-        inputs = prepare_inputs(cfg.data, workdir)
+        inputs = prepare_inputs(cfg.data, workdir, poll=signals.poll)
     except BaseException:
         if created:  # a mistake in the data leaves no run behind (a bad-file report stays)
             with contextlib.suppress(OSError):
@@ -124,6 +125,7 @@ def _train(cfg, placement, signals):
                 run.end_epoch(epoch, val)
         if val is None:  # resumed a run that had already finished
             val = run.validate(after_batch=signals.poll)
+        signals.poll()  # a signal during the export lets it finish: the run is done then
         _finish(cfg, placement, run.model, run.inputs, val, run.global_step)
         finish_together(placement)
     except UserError:  # e.g. too few images scored: keep the steps trained so far
@@ -445,14 +447,14 @@ class _Stop(BaseException):
 class _StopSignals:
     """SIGTERM / SIGINT: the run saves its last finished step and stops, within a step.
 
-    - Where nothing is unsaved (start-up, before the first step, after a save, during
-      export) the handler stops the run at once.
-    - Otherwise the signal is acted on at the next safe point: the next training step,
-      the next validation batch (`poll`), or the end of a `deferred()` block, in which
-      a step with its bookkeeping, or a save, runs whole. The run then saves.
-    - A second signal stops at once, saving nothing more.
-    An exception raised at once can surface inside TF as another one; any exception
-    while a signal is being acted on is reported as the stop.
+    The handler only records the first signal: an exception raised from a handler lands
+    wherever Python code happens to run, which in TF includes finalizers called from
+    inside an op's C++ call (a SIGTERM raised there once aborted the process with a
+    corrupted heap). The run acts on it at the next safe point instead: `poll`, called
+    at every training step, validation batch, statistics batch and few hundred file
+    checks, or the end of a `deferred()` block, in which a step with its bookkeeping,
+    or a save, runs whole. The run then saves, if a step is unsaved.
+    A second signal stops at once, saving nothing more.
     """
 
     def __init__(self):
@@ -476,10 +478,6 @@ class _StopSignals:
             self.at_safe_point = True
             raise _Stop
 
-    def _nothing_unsaved(self):
-        run = self.run
-        return run is None or run.saved_step == run.global_step or run.global_step == 0
-
     def __enter__(self):
         self.previous = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -495,8 +493,6 @@ class _StopSignals:
             raise _Stop
         self.received = signum
         log.warning("%s received: stopping", name)
-        if not self._deferred and self._nothing_unsaved():
-            raise _Stop
 
     def stopped(self):
         """The `TrainingStopped` to raise, after saving the last finished step if that is

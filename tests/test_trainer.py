@@ -4,6 +4,7 @@ import dataclasses
 import glob
 import json
 import os
+import signal
 
 import keras
 import numpy as np
@@ -252,3 +253,22 @@ def test_profile_steps_capture_a_trace(data_dir, tmp_path):
     trainer.train_and_evaluate(cfg)
     traces = glob.glob(str(tmp_path / "run" / "plugins" / "profile" / "*" / "*.xplane.pb"))
     assert traces and os.path.getsize(traces[0]) > 0
+
+
+def test_a_first_signal_is_only_recorded_and_acted_on_at_the_next_safe_point():
+    # A handler that raised would raise wherever Python runs, even in a finalizer called
+    # from inside a TF op: the first signal must wait for `poll`; a second one may not.
+    with trainer._StopSignals() as signals:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):  # Python runs the handler between these bytecodes
+            pass
+        assert signals.received == signal.SIGTERM
+        ran_whole = False
+        with pytest.raises(trainer._Stop), signals.deferred():
+            ran_whole = True  # a step in a deferred block runs whole, then the stop
+        assert ran_whole and signals.at_safe_point
+        with pytest.raises(trainer._Stop):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):
+                pass
+        assert not signals.at_safe_point  # a second signal: nothing more is saved
