@@ -16,7 +16,7 @@ cli.define_eval_flags()
 
 def main(argv):
     del argv
-    from alexnet_tf.evaluator import evaluate
+    from alexnet_tf.evaluation.evaluate_run import evaluate
 
     evaluate(cli.eval_config())
 

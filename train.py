@@ -15,7 +15,7 @@ cli.define_train_flags()
 
 def main(argv):
     del argv
-    from alexnet_tf.trainer import train_and_evaluate
+    from alexnet_tf.training.loop import train_and_evaluate
 
     train_and_evaluate(cli.train_config())
 

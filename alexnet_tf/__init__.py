@@ -11,10 +11,10 @@ from alexnet_tf.quiet import tensorflow_imported
 
 tensorflow_imported()
 
-from alexnet_tf.layers import ReplicaDropout, TowerConv2D, TowerDense, copy_weights  # noqa: E402
-from alexnet_tf.lrn import LocalResponseNormalization  # noqa: E402
-from alexnet_tf.model import build_alexnet  # noqa: E402
-from alexnet_tf.optimizer import PaperSGD  # noqa: E402
+from alexnet_tf.model.alexnet import build_alexnet  # noqa: E402
+from alexnet_tf.model.layers import ReplicaDropout, TowerConv2D, TowerDense, copy_weights  # noqa: E402
+from alexnet_tf.model.lrn import LocalResponseNormalization  # noqa: E402
+from alexnet_tf.model.optimizer import PaperSGD  # noqa: E402
 
 
 def load_model(run_dir_or_file):
@@ -24,7 +24,7 @@ def load_model(run_dir_or_file):
     plain float32 `keras.Model`, which maps preprocessed images to logits; the run's
     preprocessing is in its `saved_model/` and `alexnet_tf.predict`.
     """
-    from alexnet_tf.model_files import load_trained
+    from alexnet_tf.evaluation.model_files import load_trained
 
     return load_trained(run_dir_or_file)
 

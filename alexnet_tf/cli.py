@@ -20,8 +20,8 @@ import sys
 
 from absl import app, flags
 
-from alexnet_tf import demo_data
 from alexnet_tf.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
+from alexnet_tf.data import demo
 from alexnet_tf.errors import TrainingStopped, UserError
 
 FLAGS = flags.FLAGS
@@ -42,8 +42,8 @@ EXIT_CODES = {
 # What `python train.py` with no flags trains: the demo, sized to finish in a few
 # minutes on a 2-core CPU (README, "The demo").
 DEMO_DEFAULTS = {
-    "image_size": demo_data.IMAGE_SIZE,
-    "resize": demo_data.RESIZE,
+    "image_size": demo.IMAGE_SIZE,
+    "resize": demo.RESIZE,
     "epochs": 5,
     "batch_size": 32,
     "model_dir": "runs/demo",
@@ -492,7 +492,7 @@ def eval_config(fv=FLAGS):
     Data and model settings not given as flags come from the run's run.json (next to
     --model, or in --model_dir), so the model sees the preprocessing it was trained with.
     """
-    from alexnet_tf.model_files import model_folder, read_run
+    from alexnet_tf.evaluation.model_files import model_folder, read_run
 
     if not fv.model_dir and not fv.model:
         raise UserError("evaluate.py needs --model_dir (a training run) or --model (a .keras file)")

@@ -24,7 +24,7 @@ class DataConfig:
     max_bad_fraction: float = 0.001  # stop before training if more files than this are bad
     stats_images: int = 10_000  # images sampled for the mean/std (0 = the whole train split)
     seed: int = 0
-    # Added with the input pipeline (alexnet_tf.input_pipeline, docs/DATA.md):
+    # Added with the input pipeline (alexnet_tf.data.pipeline, docs/DATA.md):
     label_offset: int = 1  # tfrecord without dataset_info.json: class = stored label - this
     check_files: str = "header"  # bad-file check before training: header | decode | off
     pca_file: str | None = None  # data_stats JSON with eigenvalues/vectors; None: preprocess's

@@ -6,7 +6,7 @@ As the paper did (Sec. 4.1): the covariance of the RGB pixel values of the train
 images (shorter side scaled to `--resize`, centre square; pixels on the [0, 1] scale),
 its eigenvalues (largest first) and eigenvectors (COLUMNS), plus the per-channel mean
 and std on the 0-255 scale. Prints them next to the constants the pipeline uses by
-default (preprocess.PCA_EIGVAL/PCA_EIGVEC) and writes them as JSON; train with
+default (image_ops.PCA_EIGVAL/PCA_EIGVEC) and writes them as JSON; train with
 `--pca_file FILE` to use them.
 """
 
@@ -37,15 +37,13 @@ def main(argv=None):
 
 def run(fv, args):
     del args
-    from alexnet_tf import file_check, input_stats, preprocess, sources
+    from alexnet_tf.data import file_check, image_ops, sources, statistics
 
     if fv.images < 0:
         raise UserError(f"--images {fv.images} is negative")
     cfg = cli.data_config(fv)
     source = file_check.without_bad_files(sources.load_source(cfg, "train"))
-    stats = input_stats.compute_stats(
-        source, resize=cfg.resize, max_images=fv.images, seed=cfg.seed
-    )
+    stats = statistics.compute_stats(source, resize=cfg.resize, max_images=fv.images, seed=cfg.seed)
     result = {
         "num_images": stats.num_images,
         "resize": stats.resize,
@@ -59,9 +57,9 @@ def run(fv, args):
         json.dump(result, f, indent=1)
     np.set_printoptions(precision=4, suppress=True)
     print(f"{stats.num_images} images from {source.root}, RGB, pixels on [0, 1]")
-    print(f"eigenvalues   {stats.pca_eigval}   (default {np.array(preprocess.PCA_EIGVAL)})")
+    print(f"eigenvalues   {stats.pca_eigval}   (default {np.array(image_ops.PCA_EIGVAL)})")
     print(
-        f"eigenvectors (columns)\n{stats.pca_eigvec}\n(default)\n{np.array(preprocess.PCA_EIGVEC)}"
+        f"eigenvectors (columns)\n{stats.pca_eigvec}\n(default)\n{np.array(image_ops.PCA_EIGVEC)}"
     )
     print(f"channel mean  {stats.channel_mean}  std {stats.channel_std}  (0-255)")
     print(f"wrote {fv.output}; train with --pca_file {fv.output}")

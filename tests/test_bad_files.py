@@ -16,11 +16,12 @@ import pytest
 import tensorflow as tf
 from imagefiles import encode, image_folder, pattern, write
 
-from alexnet_tf import evaluation, input_pipeline, input_stats
 from alexnet_tf.config import DataConfig
+from alexnet_tf.data import pipeline, statistics
+from alexnet_tf.data.sources import load_source
 from alexnet_tf.errors import UserError
-from alexnet_tf.sources import load_source
-from alexnet_tf.steps import make_eval_step
+from alexnet_tf.evaluation import scoring
+from alexnet_tf.training.steps import make_eval_step
 
 S, R = 16, 20
 
@@ -44,7 +45,7 @@ def setup(tmp_path, split, prefix="", **data):
     run_dir = str(tmp_path / "run")
     source = dataclasses.replace(load_source(cfg, split), report_dir=run_dir)
     good = source.subset(~np.isin(source.paths, broken))
-    stats = input_stats.compute_stats(good, resize=R, max_images=0)
+    stats = statistics.compute_stats(good, resize=R, max_images=0)
     return cfg, source, broken, stats, run_dir
 
 
@@ -59,7 +60,7 @@ def test_training_names_lists_and_counts_each_dropped_file(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         for epoch in (3, 4):  # the second epoch drops them again, without a second line
             out = list(
-                input_pipeline.build_dataset(
+                pipeline.build_dataset(
                     cfg, indexed, training=True, batch_size=4, stats=stats, epoch=epoch
                 )
             )
@@ -75,7 +76,7 @@ def test_training_names_lists_and_counts_each_dropped_file(tmp_path, caplog):
     assert report["num_dropped"] == 3
 
     # The good files' images are what the epoch's transform gives each (seed, epoch, index).
-    fn = input_pipeline.train_transform(cfg, stats, 4)
+    fn = pipeline.train_transform(cfg, stats, 4)
     images = np.concatenate([x.numpy() for x, _ in out])
     for image, index in list(zip(images, labels, strict=True))[:5]:
         expected = fn(tf.io.read_file(source.paths[index]), tf.constant(index, tf.int64))
@@ -84,11 +85,11 @@ def test_training_names_lists_and_counts_each_dropped_file(tmp_path, caplog):
 
 def test_a_resumed_epoch_names_the_files_dropped_in_its_tail(tmp_path, caplog):
     cfg, source, broken, stats, _ = setup(tmp_path, "train")
-    order = input_pipeline.epoch_order(source.num_examples, cfg.seed, 2)
+    order = pipeline.epoch_order(source.num_examples, cfg.seed, 2)
     after = {str(p) for p in source.paths[order][8:]} & set(broken)  # after 2 batches of 4
     with caplog.at_level(logging.WARNING):
         out = list(
-            input_pipeline.build_dataset(
+            pipeline.build_dataset(
                 cfg, source, training=True, batch_size=4, stats=stats, epoch=2, skip_batches=2
             )
         )
@@ -111,7 +112,7 @@ def test_scoring_fails_in_one_line_beyond_the_allowance(tmp_path, caplog, crops)
     cfg, source, broken, stats, run_dir = setup(tmp_path, "val", prefix="zz_")
     step, strategy = tiny_eval_step(source.num_classes)
     with caplog.at_level(logging.WARNING), pytest.raises(UserError) as short:
-        evaluation.score(step, strategy, cfg, source, stats, crops=crops, batch_size=4)
+        scoring.score(step, strategy, cfg, source, stats, crops=crops, batch_size=4)
     message = str(short.value)
     assert "\n" not in message
     assert f"scored 6 of the 9 images of {source.root} planned: 3 failed to decode" in message
@@ -122,7 +123,7 @@ def test_scoring_fails_in_one_line_beyond_the_allowance(tmp_path, caplog, crops)
 
     # Within the allowance (3 of 9 is a third): scored, and the shortfall counted.
     lenient = dataclasses.replace(cfg, max_bad_fraction=0.34)
-    result = evaluation.score(step, strategy, lenient, source, stats, crops=crops, batch_size=4)
+    result = scoring.score(step, strategy, lenient, source, stats, crops=crops, batch_size=4)
     assert (result["count"], result["dropped"]) == (6, 3)
 
 
@@ -130,20 +131,20 @@ def test_quick_validation_plans_max_batches_times_the_batch(tmp_path):
     cfg, source, broken, stats, _ = setup(tmp_path, "val", prefix="aa_")  # they sort first
     step, strategy = tiny_eval_step(source.num_classes)
     # 1 batch of 4 planned of 9 files: later good files take the 3 broken ones' places.
-    result = evaluation.score(step, strategy, cfg, source, stats, batch_size=4, max_batches=1)
+    result = scoring.score(step, strategy, cfg, source, stats, batch_size=4, max_batches=1)
     assert (result["count"], result["dropped"]) == (4, 0)
     # 2 batches: 8 planned, but only the 6 good files are there to score.
     with pytest.raises(UserError, match="scored 6 of the 8 images"):
-        evaluation.score(step, strategy, cfg, source, stats, batch_size=4, max_batches=2)
+        scoring.score(step, strategy, cfg, source, stats, batch_size=4, max_batches=2)
     # More batches than the split has: planned is the split, 9.
     with pytest.raises(UserError, match="scored 6 of the 9 images"):
-        evaluation.score(step, strategy, cfg, source, stats, batch_size=4, max_batches=5)
+        scoring.score(step, strategy, cfg, source, stats, batch_size=4, max_batches=5)
 
 
 def test_statistics_name_count_and_limit_the_dropped_files(tmp_path, caplog):
     cfg, source, broken, stats, run_dir = setup(tmp_path, "train")
     with caplog.at_level(logging.WARNING), pytest.raises(UserError) as many:
-        input_stats.compute_stats(source, resize=R, max_images=0, max_bad_fraction=0.1)
+        statistics.compute_stats(source, resize=R, max_images=0, max_bad_fraction=0.1)
     assert "\n" not in str(many.value)
     assert f"3 of the 15 images sampled from {source.root}" in str(many.value)
     assert all(len(lines) == 1 for lines in warnings_naming(caplog, broken).values())
@@ -153,7 +154,7 @@ def test_statistics_name_count_and_limit_the_dropped_files(tmp_path, caplog):
     # Within the allowance: the statistics of the good files alone, and the count logged.
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        lenient = input_stats.compute_stats(source, resize=R, max_images=0, max_bad_fraction=0.5)
+        lenient = statistics.compute_stats(source, resize=R, max_images=0, max_bad_fraction=0.5)
     assert lenient.num_images == stats.num_images == 12
     np.testing.assert_allclose(lenient.mean_image, stats.mean_image, rtol=1e-6)
     assert any("3 of the 15 images sampled" in r.getMessage() for r in caplog.records)
@@ -162,9 +163,9 @@ def test_statistics_name_count_and_limit_the_dropped_files(tmp_path, caplog):
 def test_a_dropped_file_stays_in_the_split_of_the_next_run(tmp_path):
     # Leaving it out of a resumed run's split would change every epoch's order.
     cfg, source, broken, stats, run_dir = setup(tmp_path, "train")
-    list(input_pipeline.build_dataset(cfg, source, training=True, batch_size=4, stats=stats))
+    list(pipeline.build_dataset(cfg, source, training=True, batch_size=4, stats=stats))
     checked = dataclasses.replace(cfg, check_files="header", max_bad_fraction=0.5)
-    inputs = input_pipeline.prepare_inputs(checked, run_dir)  # the header check: 2 of 3
+    inputs = pipeline.prepare_inputs(checked, run_dir)  # the header check: 2 of 3
     inside = broken[2]
     assert inside in inputs.train.paths and inputs.train.num_examples == 13
     with open(os.path.join(run_dir, "bad_files_train.json")) as f:

@@ -8,9 +8,9 @@ import time
 import pytest
 from imagefiles import image_folder
 
-from alexnet_tf import steps
 from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.bench.train import forward_macs
+from alexnet_tf.training import steps
 
 
 def last_json(capsys):

@@ -6,7 +6,7 @@ import json
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.distribute import Placement, peers_lost_as_stop
+from alexnet_tf.distribute.strategies import Placement, peers_lost_as_stop
 from alexnet_tf.errors import TrainingStopped
 
 # What TF 2.21 raised on worker 0 when worker 1 was SIGKILLed or stopped (abridged).

@@ -12,11 +12,12 @@ import pytest
 from imagefiles import encode, image_folder, pattern, write
 from tinyrun import CLASSES, VAL_PER_CLASS, trained_run
 
-from alexnet_tf import evaluator, model_files, prepare, report
 from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.config import Config, EvalConfig
+from alexnet_tf.data import records
+from alexnet_tf.data.statistics import load_stats
 from alexnet_tf.errors import UserError
-from alexnet_tf.input_stats import load_stats
+from alexnet_tf.evaluation import evaluate_run, model_files, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE, SQUARE = 67, 76  # the run's image_size and resize: the paper's 227 and 256, shrunk
@@ -45,7 +46,7 @@ def val_only_folder(root, classes, per_class):
 
 def evaluate(cfg):
     printed = io.StringIO()
-    result = evaluator.evaluate(cfg, stream=printed)
+    result = evaluate_run.evaluate(cfg, stream=printed)
     return result, printed.getvalue()
 
 
@@ -134,7 +135,7 @@ def test_every_image_is_scored_once_on_one_device_and_on_two(run, crops):
 
 def test_tfrecord_shards_are_scored_once_too(run, tmp_path):
     shards = str(tmp_path / "shards")
-    prepare.prepare(run.config.data, shards, images_per_shard=2, progress=io.StringIO())
+    records.prepare(run.config.data, shards, images_per_shard=2, progress=io.StringIO())
     result, _ = evaluate(eval_config(run, shards, batch_size=4, strategy="mirrored"))
     assert result["dataset"] == "folder" and result["data"] == shards  # found the shards
     assert result["count"] == VAL_COUNT
@@ -242,7 +243,7 @@ def test_bench_eval_reports_the_crops_its_timed_steps_scored_per_second(capsys, 
     # not derived from images/s.
     import time
 
-    from alexnet_tf import steps
+    from alexnet_tf.training import steps
 
     calls = []  # (images, crops, start, end) of every eval step call
     make = steps.make_eval_step

@@ -17,10 +17,10 @@ import tensorflow as tf
 from imagefiles import encode, pattern
 from tinyrun import CLASSES, trained_run
 
-from alexnet_tf import export, model_files
 from alexnet_tf.config import DataConfig
-from alexnet_tf.input_pipeline import eval_transform
-from alexnet_tf.input_stats import InputStats, load_stats
+from alexnet_tf.data.pipeline import eval_transform
+from alexnet_tf.data.statistics import InputStats, load_stats
+from alexnet_tf.evaluation import export, model_files
 
 K = min(5, len(CLASSES))  # top-k the export returns
 

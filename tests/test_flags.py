@@ -10,11 +10,13 @@ import sys
 import pytest
 from absl import flags
 
-from alexnet_tf import cli, data_stats, predict, prepare
+from alexnet_tf import cli, data_stats
 from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.bench import e2e as bench_e2e
 from alexnet_tf.bench import input as bench_input
+from alexnet_tf.data import records
 from alexnet_tf.errors import UserError
+from alexnet_tf.evaluation import predict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESIZE_LINE = "--resize {} (follows --image_size {} at the paper's 256/227)"
@@ -63,7 +65,7 @@ def test_the_demo_keeps_its_values_and_its_resize_follows_a_given_image_size(cap
 @pytest.mark.parametrize(
     "define",
     [
-        prepare.define_flags,
+        records.define_flags,
         data_stats.define_flags,
         bench_input.define_flags,
         bench_e2e.define_flags,
@@ -103,7 +105,7 @@ def test_the_resize_line_waits_for_the_work_so_a_mistake_stays_one_line():
     handler.handle(record("alexnet_tf.cli", RESIZE_LINE.format(76, 67)))
     handler.handle(record("tensorflow", "chatter"))
     assert shown == []  # a mistake now would be the only line
-    handler.handle(record("alexnet_tf.distribute", "strategy one_device"))
+    handler.handle(record("alexnet_tf.distribute.strategies", "strategy one_device"))
     handler.handle(record("alexnet_tf.cli", "later"))
     handler.handle(record("absl", "a warning", logging.WARNING))
     assert shown == [RESIZE_LINE.format(76, 67), "strategy one_device", "later", "a warning"]
@@ -118,7 +120,7 @@ def test_train_help_tells_the_demos_values():
 
 COMMANDS = {
     "predict": (predict.main, ["x.jpg"]),
-    "prepare": (prepare.main, ["--output_dir", "out"]),
+    "prepare": (records.main, ["--output_dir", "out"]),
     "data_stats": (data_stats.main, []),
     "bench input": (bench.main, ["input"]),
     "bench train": (bench.main, ["train"]),

@@ -9,10 +9,10 @@ import tensorflow as tf
 from imagefiles import image_folder
 from PIL import Image
 
-from alexnet_tf import input_pipeline, input_stats, prepare
 from alexnet_tf.config import DataConfig
+from alexnet_tf.data import pipeline, records, statistics
+from alexnet_tf.data.sources import load_source
 from alexnet_tf.errors import UserError
-from alexnet_tf.sources import load_source
 
 S, R = 16, 20
 
@@ -24,7 +24,7 @@ def data(tmp_path_factory):
     root = image_folder(tmp / "d", splits={"train": 4, "val": 2}, size=(24, 30))
     os.remove(os.path.join(root, "train", "cat", "cat_3.jpg"))  # 11 files: uneven batches
     cfg = DataConfig(dataset="folder", data_dir=root, image_size=S, resize=R, seed=7)
-    inputs = input_pipeline.prepare_inputs(cfg, str(tmp / "run"))
+    inputs = pipeline.prepare_inputs(cfg, str(tmp / "run"))
     train = inputs.train
     indexed = dataclasses.replace(train, labels=np.arange(train.num_examples, dtype=np.int32))
     return cfg, inputs, indexed, tmp
@@ -33,7 +33,7 @@ def data(tmp_path_factory):
 def batches(cfg, source, stats, **kw):
     kw.setdefault("training", True)
     kw.setdefault("batch_size", 4)
-    out = list(input_pipeline.build_dataset(cfg, source, stats=stats, **kw))
+    out = list(pipeline.build_dataset(cfg, source, stats=stats, **kw))
     return [x.numpy() for x, _ in out], [y.numpy() for _, y in out]
 
 
@@ -87,7 +87,7 @@ def test_training_shards_cover_the_epoch_with_equal_lengths(data):
     ]
     assert len(shards[0]) == len(shards[1]) == 6  # 11 padded to 12, per-replica batch 2
     assert set(shards[0]) | set(shards[1]) == set(range(11))
-    assert input_pipeline.num_batches(indexed, 4, _context(0)) == 3
+    assert pipeline.num_batches(indexed, 4, _context(0)) == 3
     # The shard's images are the unsharded epoch's images for the same files.
     _, whole = batches(cfg, indexed, inputs.stats, batch_size=11)
     order = list(whole[0])
@@ -204,21 +204,21 @@ def test_training_without_augmentation_is_the_mean_subtracted_crop(data, fused):
 def test_stats_cached_and_reused(data):
     cfg, inputs, _, tmp = data
     run = str(tmp / "run")
-    assert os.path.isfile(os.path.join(run, input_stats.STATS_FILE))
-    loaded = input_stats.load_stats(run)
+    assert os.path.isfile(os.path.join(run, statistics.STATS_FILE))
+    loaded = statistics.load_stats(run)
     np.testing.assert_array_equal(loaded.mean_image, inputs.stats.mean_image)
     assert loaded.mean_image.shape == (R, R, 3) and loaded.num_images == 11
     np.testing.assert_allclose(loaded.channel_mean, loaded.mean_image.mean(axis=(0, 1)), rtol=1e-4)
-    evaluation = input_pipeline.prepare_inputs(cfg, run, training=False)
+    evaluation = pipeline.prepare_inputs(cfg, run, training=False)
     assert evaluation.train is None and evaluation.stats.resize == R
-    with pytest.raises(UserError, match="input_stats.npz does not exist"):
-        input_pipeline.prepare_inputs(cfg, str(tmp / "elsewhere"), training=False)
+    with pytest.raises(UserError, match="statistics.npz does not exist"):
+        pipeline.prepare_inputs(cfg, str(tmp / "elsewhere"), training=False)
 
 
 def test_prepared_tfrecords_read_like_the_folder(data):
     cfg, inputs, _, tmp = data
     out = str(tmp / "shards")
-    info = prepare.prepare(cfg, out, images_per_shard=4, progress=None)
+    info = records.prepare(cfg, out, images_per_shard=4, progress=None)
     assert info["num_examples"] == {"train": 11, "val": 6}
     auto = dataclasses.replace(cfg, data_dir=out)  # dataset "folder" detects the shards
     train, val = load_source(auto, "train"), load_source(auto, "val")
@@ -233,7 +233,7 @@ def test_prepared_tfrecords_read_like_the_folder(data):
     _, tail = batches(auto, train, inputs.stats, epoch=1, skip_batches=1)
     np.testing.assert_array_equal(np.concatenate(tail), np.concatenate(y1[1:]))
     with pytest.raises(UserError, match="already holds prepared data"):
-        prepare.prepare(cfg, out, progress=None)
+        records.prepare(cfg, out, progress=None)
 
 
 def _slim_records(path, labels):

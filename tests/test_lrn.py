@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from alexnet_tf import LocalResponseNormalization
-from alexnet_tf.lrn import PRESETS
+from alexnet_tf.model.lrn import PRESETS
 
 
 def lrn_reference(a, k, alpha, beta, size, groups):
@@ -106,7 +106,7 @@ def test_channels_that_do_not_split_into_groups_are_rejected():
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 @pytest.mark.parametrize("beta", [0.75, 0.5, 0.6])
 def test_gradient_equals_tfs_own_lrn_gradient(preset, beta):
-    from alexnet_tf.lrn import _tf_lrn, local_response_norm
+    from alexnet_tf.model.lrn import _tf_lrn, local_response_norm
 
     k, alpha, _, size, groups = PRESETS[preset]
     x = tf.constant(activations(seed=3))

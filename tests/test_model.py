@@ -7,8 +7,8 @@ import tensorflow as tf
 from conftest import TWO_CPUS
 
 from alexnet_tf import build_alexnet, copy_weights
-from alexnet_tf.optimizer import PaperSGD
-from alexnet_tf.steps import make_train_step
+from alexnet_tf.model.optimizer import PaperSGD
+from alexnet_tf.training.steps import make_train_step
 
 
 def images(n=3, size=67, seed=0):

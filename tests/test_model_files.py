@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from tinyrun import CLASSES, trained_run
 
-from alexnet_tf import lrn, model_files
 from alexnet_tf.config import EvalConfig
 from alexnet_tf.errors import UserError
-from alexnet_tf.layers import TowerConv2D
-from alexnet_tf.lrn import LocalResponseNormalization
+from alexnet_tf.evaluation import model_files
+from alexnet_tf.model import lrn
+from alexnet_tf.model.layers import TowerConv2D
+from alexnet_tf.model.lrn import LocalResponseNormalization
 
 
 def test_a_model_file_holding_python_code_is_refused_in_one_line(tmp_path):
@@ -138,3 +139,51 @@ def test_a_bug_in_our_code_keeps_its_traceback(tmp_path, monkeypatch, error):
     assert any(type(e).__name__ == error for e in chain)
     frames = [f for e in chain for f in traceback.extract_tb(e.__traceback__)]
     assert any(f.filename == lrn.__file__ for f in frames)  # the traceback shows where
+
+
+def test_a_model_saved_before_the_package_layout_changed_still_loads(tmp_path):
+    # Release 0.1 kept its layers in flat modules; its .keras files name those modules.
+    # Keras finds the classes by their registered names ("alexnet_tf>TowerConv2D"), which
+    # the move kept. The old file is made here by writing the old module names into a new
+    # file's config (what 0.1 wrote, read off a file it saved).
+    old_modules = {
+        "alexnet_tf.model.layers": "alexnet_tf.layers",
+        "alexnet_tf.model.lrn": "alexnet_tf.lrn",
+        "alexnet_tf.model.optimizer": "alexnet_tf.optimizer",
+    }
+    import re
+    import zipfile
+
+    import alexnet_tf
+
+    model = alexnet_tf.build_alexnet(num_classes=3, image_size=67, seed=1)
+    model.compile(optimizer=alexnet_tf.PaperSGD(learning_rate=0.01))
+    new = tmp_path / "new.keras"
+    model.save(new)
+    old = tmp_path / "old.keras"
+    with zipfile.ZipFile(new) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "config.json":
+                text = data.decode()
+                for new_name, old_name in old_modules.items():
+                    assert f'"module": "{new_name}"' in text
+                    text = text.replace(f'"module": "{new_name}"', f'"module": "{old_name}"')
+                for name in (
+                    "TowerConv2D",
+                    "TowerDense",
+                    "ReplicaDropout",
+                    "LocalResponseNormalization",
+                    "PaperSGD",
+                ):
+                    text = re.sub(
+                        rf'"registered_name": "[^"]*>{name}"',
+                        f'"registered_name": "alexnet_tf>{name}"',
+                        text,
+                    )
+                data = text.encode()
+            dst.writestr(item, data)
+    loaded = alexnet_tf.load_model(str(old))
+    images = np.random.default_rng(0).normal(size=(2, 67, 67, 3)).astype("float32")
+    np.testing.assert_array_equal(loaded(images).numpy(), model(images).numpy())
+    assert isinstance(loaded.get_layer("conv2"), TowerConv2D)

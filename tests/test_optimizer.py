@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from alexnet_tf.optimizer import PaperSGD
+from alexnet_tf.model.optimizer import PaperSGD
 
 
 def test_follows_the_papers_update_rule_with_decay_inside_the_momentum():
@@ -49,7 +49,7 @@ def test_an_optimizer_works_after_an_earlier_models_optimizer_is_gone():
     # variables must not be reused (TF refuses: "referencing variables ... deleted").
     import gc
 
-    from alexnet_tf.steps import make_train_step
+    from alexnet_tf.training.steps import make_train_step
 
     def small_model():
         inputs = keras.Input((4,))
@@ -77,7 +77,7 @@ def test_every_mirrored_replica_follows_the_papers_rule_with_decay():
     # (which keeps the first copy) no longer describes the model the replicas train.
     from conftest import TWO_CPUS
 
-    from alexnet_tf.distribute import mirrored_strategy
+    from alexnet_tf.distribute.strategies import mirrored_strategy
 
     strategy = mirrored_strategy(TWO_CPUS)
     with strategy.scope():

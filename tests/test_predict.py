@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 from tinyrun import CLASSES, trained_run
 
-from alexnet_tf import build_alexnet, evaluator, imagenet_names, predict
+from alexnet_tf import build_alexnet
 from alexnet_tf.config import Config, EvalConfig
+from alexnet_tf.evaluation import class_names, evaluate_run, predict
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_ten_crop_probabilities_agree_with_evaluation(run):
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
     labels = [CLASSES.index(os.path.basename(os.path.dirname(f))) for f in files]
     cfg = Config(data=run.config.data, eval=EvalConfig(model_dir=run.model_dir, crops=10))
-    result = evaluator.evaluate(cfg)
+    result = evaluate_run.evaluate(cfg)
     expected = -np.log(probs[np.arange(len(files)), labels]).mean()
     np.testing.assert_allclose(result["loss"], expected, rtol=1e-4)
 
@@ -69,7 +70,7 @@ def test_imagenet_classes_show_wordnet_ids_and_readable_names(run, tmp_path, cap
     folder.mkdir()
     for name in ("model.keras", "input_stats.npz", "run.json"):
         os.symlink(os.path.join(run.model_dir, name), folder / name)
-    wnids = imagenet_names.tfds_wnids()[:3]  # TFDS's label list, offline
+    wnids = class_names.tfds_wnids()[:3]  # TFDS's label list, offline
     (folder / "classes.json").write_text(json.dumps(wnids))
     (folder / "LOC_synset_mapping.txt").write_text(
         "n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n"
@@ -102,7 +103,7 @@ def test_a_1000_class_model_without_classes_json_names_ilsvrc_wnids(run, tmp_pat
     names = predictor.class_names
     assert len(names) == 1000 and len(set(names)) == 1000 and list(names) == sorted(names)
     assert names[:2] == ("n01440764", "n01443537") and names[999] == "n15075141"
-    assert all(imagenet_names.is_wnid(n) for n in names)
+    assert all(class_names.is_wnid(n) for n in names)
     readable = predictor.readable
     assert (readable[0], readable[1], readable[999]) == ("tench", "goldfish", "toilet tissue")
     assert readable[2] == names[2]  # not in the file: keeps its id

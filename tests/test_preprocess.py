@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from imagefiles import encode, pattern
 
-from alexnet_tf import preprocess as P
+from alexnet_tf.data import image_ops as P
 
 
 @pytest.fixture(params=["eager", "tf.data"])

@@ -19,9 +19,9 @@ import tensorflow as tf
 from imagefiles import image_folder
 from runcompare import assert_same_run
 
-from alexnet_tf import trainer
-from alexnet_tf.checkpointing import CHECKPOINT_DIR
 from alexnet_tf.config import Config, DataConfig, TrainConfig
+from alexnet_tf.training import loop
+from alexnet_tf.training.checkpoints import CHECKPOINT_DIR
 
 STEPS, EPOCHS = 3, 2
 
@@ -88,7 +88,7 @@ def whole_run(data_dir, tmp_path_factory, strategy):
     """The run that never stops, with a checkpoint at every step (once per strategy)."""
     if strategy not in _WHOLE:
         model_dir = tmp_path_factory.mktemp(f"whole_{strategy}") / "run"
-        trainer.train_and_evaluate(config(data_dir, model_dir, strategy))
+        loop.train_and_evaluate(config(data_dir, model_dir, strategy))
         _WHOLE[strategy] = model_dir
     return _WHOLE[strategy]
 
@@ -100,7 +100,7 @@ def test_a_run_resumed_mid_epoch_equals_the_run_that_never_stopped(
     whole = whole_run(data_dir, tmp_path_factory, strategy)
     step = STEPS + 1  # one step into the second epoch
     resumed = killed_after(whole, step, tmp_path / "resumed")
-    trainer.train_and_evaluate(config(data_dir, resumed, strategy))
+    loop.train_and_evaluate(config(data_dir, resumed, strategy))
     assert_same_run(whole, resumed, EPOCHS)
 
 
@@ -109,9 +109,9 @@ def test_extending_a_finished_run_with_more_epochs_equals_the_longer_run(
 ):
     whole = whole_run(data_dir, tmp_path_factory, "one_device")
     short = config(data_dir, tmp_path / "extended", "one_device", epochs=1)
-    trainer.train_and_evaluate(short)
+    loop.train_and_evaluate(short)
     longer = dataclasses.replace(short, train=dataclasses.replace(short.train, epochs=EPOCHS))
-    trainer.train_and_evaluate(longer)
+    loop.train_and_evaluate(longer)
     assert_same_run(whole, tmp_path / "extended", EPOCHS)
 
 
@@ -120,8 +120,8 @@ def test_mirrored_replicas_draw_their_own_dropout_masks():
     # same units of its own images. ReplicaDropout folds the replica in.
     from conftest import TWO_CPUS
 
-    from alexnet_tf.distribute import mirrored_strategy
-    from alexnet_tf.layers import ReplicaDropout, seed_states
+    from alexnet_tf.distribute.strategies import mirrored_strategy
+    from alexnet_tf.model.layers import ReplicaDropout, seed_states
 
     strategy = mirrored_strategy(TWO_CPUS)
     with strategy.scope():

@@ -13,9 +13,10 @@ from imagefiles import image_folder
 from tensorboard.plugins.hparams import plugin_data_pb2
 from tinyrun import CLASSES, trained_run
 
-from alexnet_tf import demo_data, trainer
 from alexnet_tf.config import Config, DataConfig, TrainConfig
+from alexnet_tf.data import demo
 from alexnet_tf.errors import UserError
+from alexnet_tf.training import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -63,11 +64,11 @@ def test_run_json_records_the_class_count_of_the_data(tmp_path_factory):
 
 def test_rerunning_a_finished_run_says_so_and_rewrites_nothing(data_dir, tmp_path, capsys):
     cfg = tiny_config(data_dir, tmp_path / "run")
-    first = trainer.train_and_evaluate(cfg)
+    first = loop.train_and_evaluate(cfg)
     files = sorted(glob.glob(str(tmp_path / "run" / "**"), recursive=True))
     before = {path: os.stat(path).st_mtime_ns for path in files}
     capsys.readouterr()
-    again = trainer.train_and_evaluate(cfg)
+    again = loop.train_and_evaluate(cfg)
     out = capsys.readouterr().out
     assert "has already finished its 1 epochs" in out and "Nothing was changed" in out
     assert f"python evaluate.py --model_dir {tmp_path / 'run'}" in out
@@ -77,12 +78,12 @@ def test_rerunning_a_finished_run_says_so_and_rewrites_nothing(data_dir, tmp_pat
     assert {path: os.stat(path).st_mtime_ns for path in after} == before
     # More epochs than it trained is a longer run, which goes on.
     longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=2))
-    trainer.train_and_evaluate(longer)
+    loop.train_and_evaluate(longer)
     assert "already finished" not in capsys.readouterr().out
 
 
 def test_the_hparams_dashboard_shows_the_validation_figures_as_metrics(data_dir, tmp_path):
-    trainer.train_and_evaluate(tiny_config(data_dir, tmp_path / "run"))
+    loop.train_and_evaluate(tiny_config(data_dir, tmp_path / "run"))
     metrics = None
     for path in glob.glob(str(tmp_path / "run" / "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
@@ -106,18 +107,18 @@ def test_a_mistake_in_the_data_leaves_no_run_folder(tmp_path):
     (tmp_path / "data" / "val").mkdir()
     cfg = tiny_config(str(tmp_path / "data"), tmp_path / "run")
     with pytest.raises(UserError):
-        trainer.train_and_evaluate(cfg)
+        loop.train_and_evaluate(cfg)
     assert not (tmp_path / "run").exists()
 
 
 def test_xla_with_towers_is_refused_in_one_line(data_dir, tmp_path):
     cfg = tiny_config(data_dir, tmp_path / "run", strategy="towers", jit_compile=True)
     with pytest.raises(UserError, match="--jit_compile cannot compile a --strategy towers step"):
-        trainer.train_and_evaluate(cfg)
+        loop.train_and_evaluate(cfg)
 
 
 def test_generating_the_demo_data_says_so(tmp_path, capsys):
-    demo_data.ensure_demo_data(str(tmp_path / "demo"), train_per_class=1, val_per_class=1)
+    demo.ensure_demo_data(str(tmp_path / "demo"), train_per_class=1, val_per_class=1)
     assert "generating the demo data: 20 images into" in capsys.readouterr().err
-    demo_data.ensure_demo_data(str(tmp_path / "demo"), train_per_class=1, val_per_class=1)
+    demo.ensure_demo_data(str(tmp_path / "demo"), train_per_class=1, val_per_class=1)
     assert capsys.readouterr().err == ""  # already there: nothing to say

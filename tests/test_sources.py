@@ -9,8 +9,8 @@ import pytest
 from imagefiles import encode, image_folder, pattern, write
 
 from alexnet_tf.config import DataConfig
+from alexnet_tf.data.sources import load_source, read_labels_file, resolve_dataset
 from alexnet_tf.errors import UserError
-from alexnet_tf.sources import load_source, read_labels_file, resolve_dataset
 
 
 def cfg_for(data_dir, **kw):

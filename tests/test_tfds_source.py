@@ -8,9 +8,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 from imagefiles import encode, pattern
 
-from alexnet_tf import input_pipeline, input_stats, tfds_source
 from alexnet_tf.config import DataConfig
-from alexnet_tf.sources import load_source
+from alexnet_tf.data import pipeline, statistics, tfds_imagenet
+from alexnet_tf.data.sources import load_source
 
 TRAIN_CLASSES = ("n01440764", "n01443537")  # the first two of TFDS's labels.txt
 
@@ -52,25 +52,21 @@ def test_imagenet2012_prepared_from_manual_tars(tmp_path):
 
     train = load_source(cfg, "train")  # prepares on first use
     val = load_source(cfg, "val")  # already prepared: no second prepare
-    assert tfds_source.imagenet2012_builder(data_dir).is_prepared()
+    assert tfds_imagenet.imagenet2012_builder(data_dir).is_prepared()
     assert (train.kind, train.num_examples, val.num_examples) == ("records", 6, 3)
     assert train.num_classes == 1000 and train.class_names[:2] == TRAIN_CLASSES
 
-    stats = input_stats.compute_stats(train, resize=32, max_images=0)
+    stats = statistics.compute_stats(train, resize=32, max_images=0)
     labels = np.concatenate(
         [
             y.numpy()
-            for _, y in input_pipeline.build_dataset(
-                cfg, val, training=False, batch_size=2, stats=stats
-            )
+            for _, y in pipeline.build_dataset(cfg, val, training=False, batch_size=2, stats=stats)
         ]
     )
     names = train.class_names
     # TFDS shuffles records when writing: compare the labels as a multiset.
     assert sorted(names[i] for i in labels) == sorted(_validation_labels(3))
-    batches = list(
-        input_pipeline.build_dataset(cfg, train, training=True, batch_size=4, stats=stats)
-    )
+    batches = list(pipeline.build_dataset(cfg, train, training=True, batch_size=4, stats=stats))
     train_labels = np.concatenate([y.numpy() for _, y in batches])
     assert sorted(train_labels) == [0, 0, 0, 1, 1, 1]
     assert batches[0][0].shape == (4, 24, 24, 3)

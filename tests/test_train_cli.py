@@ -313,7 +313,7 @@ def test_help_lists_the_flags_and_exit_codes_and_exits_0():
 SLOW_EXPORT_TRAIN = f"""
 import runpy, sys, time
 sys.path.insert(0, {ROOT!r})
-from alexnet_tf import export
+from alexnet_tf.evaluation import export
 delay, export_saved_model = float(sys.argv.pop(1)), export.export_saved_model
 def slow_export(*args, **kwargs):
     time.sleep(delay)

@@ -12,10 +12,11 @@ import pytest
 import tensorflow as tf
 from imagefiles import image_folder
 
-from alexnet_tf import build_alexnet, trainer
-from alexnet_tf.checkpointing import CHECKPOINT_DIR
+from alexnet_tf import build_alexnet
 from alexnet_tf.config import Config, DataConfig, TrainConfig
 from alexnet_tf.errors import TrainingStopped, UserError
+from alexnet_tf.training import loop
+from alexnet_tf.training.checkpoints import CHECKPOINT_DIR
 
 CLASSES = ("ant", "bee", "cat")
 
@@ -60,7 +61,7 @@ def test_a_few_steps_under_each_strategy_leave_a_model_export_and_checkpoints(
     data_dir, tmp_path, strategy
 ):
     cfg = tiny_config(data_dir, tmp_path / "run", strategy=strategy)
-    result = trainer.train_and_evaluate(cfg)
+    result = loop.train_and_evaluate(cfg)
     assert result["count"] == 9  # every validation image, once
     run = tmp_path / "run"
     summary = json.loads((run / "result.json").read_text())
@@ -76,7 +77,7 @@ def test_a_few_steps_under_each_strategy_leave_a_model_export_and_checkpoints(
 
 
 def test_tensorboard_event_files_hold_the_dashboards(data_dir, tmp_path):
-    trainer.train_and_evaluate(tiny_config(data_dir, tmp_path / "run"))
+    loop.train_and_evaluate(tiny_config(data_dir, tmp_path / "run"))
     tags = {}
     for split in ("train", "val", ""):
         tags[split] = set()
@@ -113,7 +114,7 @@ def test_non_finite_training_stops_with_status_3_and_saves_nothing_after(
         checkpoint_every=checkpoint_every,
     )
     with pytest.raises(TrainingStopped, match=f"{caught} became NaN or infinite") as stopped:
-        trainer.train_and_evaluate(cfg)
+        loop.train_and_evaluate(cfg)
     assert stopped.value.exit_code == 3
     bad_step = int(str(stopped.value).split("by step ")[1].split(";")[0])
     assert all(step < bad_step for step in checkpoint_steps(tmp_path / "run"))
@@ -132,14 +133,14 @@ def test_non_finite_training_stops_with_status_3_and_saves_nothing_after(
 def test_more_steps_than_the_data_holds_is_a_user_error(data_dir, tmp_path):
     cfg = tiny_config(data_dir, tmp_path / "run", steps_per_epoch=7)  # 24 images: 6 batches
     with pytest.raises(UserError, match="--steps_per_epoch 7"):
-        trainer.train_and_evaluate(cfg)
+        loop.train_and_evaluate(cfg)
 
 
 def test_data_that_runs_out_during_an_epoch_stops_with_status_4(tmp_path, monkeypatch):
     own_data = image_folder(
         tmp_path / "data", CLASSES, size=(40, 52), splits={"train": 8, "val": 3}
     )
-    prepare = trainer.prepare_inputs
+    prepare = loop.prepare_inputs
 
     def prepare_then_lose_files(*args, **kwargs):
         inputs = prepare(*args, **kwargs)
@@ -147,23 +148,23 @@ def test_data_that_runs_out_during_an_epoch_stops_with_status_4(tmp_path, monkey
             os.remove(path)
         return inputs
 
-    monkeypatch.setattr(trainer, "prepare_inputs", prepare_then_lose_files)
+    monkeypatch.setattr(loop, "prepare_inputs", prepare_then_lose_files)
     with pytest.raises(TrainingStopped, match="ran out after") as stopped:
-        trainer.train_and_evaluate(tiny_config(own_data, tmp_path / "run", steps_per_epoch=6))
+        loop.train_and_evaluate(tiny_config(own_data, tmp_path / "run", steps_per_epoch=6))
     assert stopped.value.exit_code == 4
 
 
 def test_batch_size_must_divide_over_the_replicas(data_dir, tmp_path):
     cfg = tiny_config(data_dir, tmp_path / "run", strategy="mirrored", batch_size=3)
     with pytest.raises(UserError, match="--batch_size 3 does not divide over 2 replicas"):
-        trainer.train_and_evaluate(cfg)
+        loop.train_and_evaluate(cfg)
 
 
 def test_resuming_continues_the_run_and_its_plateau_state(data_dir, tmp_path):
     cfg = tiny_config(data_dir, tmp_path / "run", epochs=1, plateau_patience=1)
-    first = trainer.train_and_evaluate(cfg)
+    first = loop.train_and_evaluate(cfg)
     longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=2))
-    trainer.train_and_evaluate(longer)
+    loop.train_and_evaluate(longer)
     assert json.loads((tmp_path / "run" / "result.json").read_text())["steps"] == 4
     reader = tf.train.load_checkpoint(str(tmp_path / "run" / CHECKPOINT_DIR))
     best = reader.get_tensor("state/plateau_best/.ATTRIBUTES/VARIABLE_VALUE")
@@ -172,13 +173,13 @@ def test_resuming_continues_the_run_and_its_plateau_state(data_dir, tmp_path):
 
 def test_resuming_with_other_settings_or_layout_is_refused(data_dir, tmp_path):
     cfg = tiny_config(data_dir, tmp_path / "run")
-    trainer.train_and_evaluate(cfg)
+    loop.train_and_evaluate(cfg)
     other_batch = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=2))
     with pytest.raises(UserError, match="batch_size=4, not 2"):
-        trainer.train_and_evaluate(other_batch)
+        loop.train_and_evaluate(other_batch)
     towers = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, strategy="towers"))
     with pytest.raises(UserError, match="holds a plain run"):
-        trainer.train_and_evaluate(towers)
+        loop.train_and_evaluate(towers)
 
 
 @pytest.mark.parametrize("strategy", ["one_device", "mirrored"])
@@ -191,7 +192,7 @@ def test_loss_equals_the_models_own_cross_entropy_on_the_first_batch(
     # computed here in NumPy, of the model's logits on the step's own batch.
     # Dropout 0, so the training-mode forward pass is the deterministic one.
     seen = {}
-    make_step = trainer.make_train_step
+    make_step = loop.make_train_step
 
     def recording_step(model, optimizer, strategy_, *args, **kwargs):
         step = make_step(model, optimizer, strategy_, *args, **kwargs)
@@ -206,10 +207,10 @@ def test_loss_equals_the_models_own_cross_entropy_on_the_first_batch(
 
         return step_and_record
 
-    monkeypatch.setattr(trainer, "make_train_step", recording_step)
+    monkeypatch.setattr(loop, "make_train_step", recording_step)
     cfg = tiny_config(data_dir, tmp_path / "run", strategy=strategy, steps_per_epoch=1)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=0.0))
-    trainer.train_and_evaluate(cfg)
+    loop.train_and_evaluate(cfg)
 
     logits, labels = seen["logits"], seen["labels"]
     assert logits.shape == (4, len(CLASSES))  # the whole global batch
@@ -240,7 +241,7 @@ def test_mixed_precision_and_xla_train_with_lrn_and_grouped_convolutions(
     data_dir, tmp_path, options
 ):
     cfg = tiny_config(data_dir, tmp_path / "run", **options)
-    result = trainer.train_and_evaluate(cfg)
+    result = loop.train_and_evaluate(cfg)
     assert result["count"] == 9 and np.isfinite(result["loss"])
     # The final model is float32 whatever trained it, so it loads and runs anywhere.
     model = keras.saving.load_model(tmp_path / "run" / "model.keras")
@@ -250,7 +251,7 @@ def test_mixed_precision_and_xla_train_with_lrn_and_grouped_convolutions(
 
 def test_profile_steps_capture_a_trace(data_dir, tmp_path):
     cfg = tiny_config(data_dir, tmp_path / "run", profile_steps=(0, 1))
-    trainer.train_and_evaluate(cfg)
+    loop.train_and_evaluate(cfg)
     traces = glob.glob(str(tmp_path / "run" / "plugins" / "profile" / "*" / "*.xplane.pb"))
     assert traces and os.path.getsize(traces[0]) > 0
 
@@ -258,16 +259,16 @@ def test_profile_steps_capture_a_trace(data_dir, tmp_path):
 def test_a_first_signal_is_only_recorded_and_acted_on_at_the_next_safe_point():
     # A handler that raised would raise wherever Python runs, even in a finalizer called
     # from inside a TF op: the first signal must wait for `poll`; a second one may not.
-    with trainer._StopSignals() as signals:
+    with loop._StopSignals() as signals:
         os.kill(os.getpid(), signal.SIGTERM)
         for _ in range(1000):  # Python runs the handler between these bytecodes
             pass
         assert signals.received == signal.SIGTERM
         ran_whole = False
-        with pytest.raises(trainer._Stop), signals.deferred():
+        with pytest.raises(loop._Stop), signals.deferred():
             ran_whole = True  # a step in a deferred block runs whole, then the stop
         assert ran_whole and signals.at_safe_point
-        with pytest.raises(trainer._Stop):
+        with pytest.raises(loop._Stop):
             os.kill(os.getpid(), signal.SIGINT)
             for _ in range(1000):
                 pass

@@ -11,8 +11,8 @@ import os
 
 from imagefiles import image_folder
 
-from alexnet_tf import trainer
 from alexnet_tf.config import Config, DataConfig, TrainConfig
+from alexnet_tf.training import loop
 
 CLASSES = ("ant", "bee", "cat")
 VAL_PER_CLASS = 3
@@ -50,6 +50,6 @@ def trained_run(tmp_path_factory, strategy="one_device", mixed_precision=None):
                 mixed_precision=mixed_precision,
             ),
         )
-        trainer.train_and_evaluate(cfg)
+        loop.train_and_evaluate(cfg)
         _RUNS[key] = TinyRun(data_dir, cfg.train.model_dir, cfg)
     return _RUNS[key]

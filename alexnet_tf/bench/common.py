@@ -47,18 +47,18 @@ def report(result, as_json):
 
 def training_batches(cfg, batch_size, full_only=False):
     """`(source, batches)`: cfg's train split (bad files left out) and an endless iterator
-    of its training batches, epoch after epoch, as `input_pipeline.build_dataset` makes
+    of its training batches, epoch after epoch, as `pipeline.build_dataset` makes
     them (input statistics from a small sample: the benches time the work, not the
     numbers). `full_only` skips each epoch's last partial batch, as training does."""
-    from alexnet_tf import file_check, input_pipeline, input_stats, sources
+    from alexnet_tf.data import file_check, pipeline, sources, statistics
 
     source = file_check.without_bad_files(sources.load_source(cfg, "train"))
-    stats = input_stats.compute_stats(source, resize=cfg.resize, max_images=64)
+    stats = statistics.compute_stats(source, resize=cfg.resize, max_images=64)
 
     def batches():
         epoch = 0
         while True:
-            for images, labels in input_pipeline.build_dataset(
+            for images, labels in pipeline.build_dataset(
                 cfg, source, training=True, batch_size=batch_size, stats=stats, epoch=epoch
             ):
                 if not full_only or images.shape[0] == batch_size:

@@ -38,8 +38,8 @@ def run(args, _):
 
     from alexnet_tf import build_alexnet
     from alexnet_tf.config import TrainConfig
-    from alexnet_tf.optimizer import make_optimizer
-    from alexnet_tf.steps import make_train_step
+    from alexnet_tf.model.optimizer import make_optimizer
+    from alexnet_tf.training.steps import make_train_step
 
     cfg = data_config(args)
     source, stream = training_batches(cfg, args.batch_size, full_only=True)

@@ -57,7 +57,7 @@ def run(args, _):
     import tensorflow as tf
 
     from alexnet_tf import build_alexnet
-    from alexnet_tf.steps import make_eval_step
+    from alexnet_tf.training.steps import make_eval_step
 
     b, s = args.batch_size, args.image_size
     rng = np.random.default_rng(0)

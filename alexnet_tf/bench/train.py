@@ -1,6 +1,6 @@
 """`python -m alexnet_tf.bench train`: training-step throughput on in-memory data.
 
-Times the real model, optimizer and train step (`alexnet_tf.steps`) on random
+Times the real model, optimizer and train step (`alexnet_tf.training.steps`) on random
 batches (no input pipeline), after warm-up, as the median of several timed
 windows. Beside it, in the same process and with windows interleaved so that
 both see the same machine: a plain Keras baseline of the same net
@@ -22,7 +22,7 @@ from alexnet_tf.bench.common import environment, peak_rss_mb, report
 
 def forward_macs(model):
     """Multiply-adds of one forward pass of one image (convolutions and FC layers)."""
-    from alexnet_tf.layers import TowerConv2D, TowerDense
+    from alexnet_tf.model.layers import TowerConv2D, TowerDense
 
     macs = 0
     for layer in model.layers:
@@ -54,7 +54,7 @@ def keras_baseline(num_classes, image_size):
     """The same net written with stock Keras layers, as a user would write it."""
     import keras
 
-    from alexnet_tf.lrn import LocalResponseNormalization
+    from alexnet_tf.model.lrn import LocalResponseNormalization
 
     layers = keras.layers
     inputs = keras.Input((image_size, image_size, 3))
@@ -113,8 +113,8 @@ def run(args, _):
 
     from alexnet_tf import build_alexnet
     from alexnet_tf.config import TrainConfig
-    from alexnet_tf.optimizer import make_optimizer
-    from alexnet_tf.steps import make_train_step
+    from alexnet_tf.model.optimizer import make_optimizer
+    from alexnet_tf.training.steps import make_train_step
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")

@@ -16,7 +16,7 @@ Layouts (see docs/DATA.md):
   (Slim: 1, because class 0 is "background" of 1001) is the class index.
 - imagenet2012: TFDS's prepared dataset under `DIR` (prepared on first use from
   `DIR/downloads/manual/ILSVRC2012_img_{train,val}.tar`).
-- demo: generated JPEG class folders (`alexnet_tf.demo_data`).
+- demo: generated JPEG class folders (`alexnet_tf.data.demo`).
 """
 
 import dataclasses
@@ -75,9 +75,9 @@ def load_source(cfg, split):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     kind = resolve_dataset(cfg)
     if kind == "demo":
-        from alexnet_tf import demo_data
+        from alexnet_tf.data import demo
 
-        return folder_source(demo_data.ensure_demo_data(cfg.data_dir), split)
+        return folder_source(demo.ensure_demo_data(cfg.data_dir), split)
     if not cfg.data_dir:
         raise UserError(f"--dataset {kind} needs --data_dir")
     if kind == "folder":
@@ -85,9 +85,9 @@ def load_source(cfg, split):
     if kind == "tfrecord":
         return record_source(cfg.data_dir, split, label_offset=cfg.label_offset)
     if kind == "imagenet2012":
-        from alexnet_tf import tfds_source
+        from alexnet_tf.data import tfds_imagenet
 
-        return tfds_source.imagenet2012_source(cfg.data_dir, split)
+        return tfds_imagenet.imagenet2012_source(cfg.data_dir, split)
     raise UserError(f"--dataset {cfg.dataset!r} is not one of folder, imagenet2012, tfrecord, demo")
 
 

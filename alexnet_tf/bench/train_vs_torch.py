@@ -1,12 +1,12 @@
 """Our training step and forward pass against PyTorch 2.13 on the same net, batch and cores.
 
-    python benchmarks/train_vs_torch.py [--torch_python /tmp/venv/torch/bin/python] \
+    python -m alexnet_tf.bench.train_vs_torch [--torch_python /tmp/venv/torch/bin/python] \
         [--batch_size 32] [--image_size 227] [--repeats 2]
 
 Runs, `--repeats` times in turn (so both see the same machine), for float32 and for
 bfloat16 mixed precision: `python -m alexnet_tf.bench train` (our step; its Keras
 `Conv2D(groups=2)` baseline in the same process), `python -m alexnet_tf.bench eval` (our
-forward pass and 10-crop step) and `benchmarks/torch_train_peer.py` (PyTorch eager and
+forward pass and 10-crop step) and `alexnet_tf/bench/torch_train_peer.py` (PyTorch eager and
 `torch.compile`, training and forward). Prints the best of the repeats of each and the
 ratios, as a table and one JSON line. torch lives in its own venv, never in
 requirements.txt: `python -m venv /tmp/venv/torch && /tmp/venv/torch/bin/pip install
@@ -20,7 +20,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))  # the repository, where `-m` finds us
 
 
 def run(cmd):

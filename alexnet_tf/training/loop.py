@@ -25,10 +25,9 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_tf import config as config_lib
-from alexnet_tf import export
 from alexnet_tf.atomic import write_json
-from alexnet_tf.checkpointing import Checkpoints, RunState
-from alexnet_tf.distribute import (
+from alexnet_tf.data.pipeline import build_dataset, prepare_inputs
+from alexnet_tf.distribute.strategies import (
     check_batch_size,
     configure_cpu_devices,
     finish_together,
@@ -36,13 +35,14 @@ from alexnet_tf.distribute import (
     peers_lost_as_stop,
 )
 from alexnet_tf.errors import TrainingStopped, UserError
-from alexnet_tf.evaluation import score
-from alexnet_tf.input_pipeline import build_dataset, prepare_inputs
-from alexnet_tf.model import build_from_config
-from alexnet_tf.optimizer import make_optimizer
+from alexnet_tf.evaluation import export
+from alexnet_tf.evaluation.scoring import score
+from alexnet_tf.model.alexnet import build_from_config
+from alexnet_tf.model.optimizer import make_optimizer
 from alexnet_tf.progress import Progress, format_duration
-from alexnet_tf.steps import make_eval_step, make_finite_check, make_train_step
-from alexnet_tf.summaries import Summaries
+from alexnet_tf.training.checkpoints import Checkpoints, RunState
+from alexnet_tf.training.steps import make_eval_step, make_finite_check, make_train_step
+from alexnet_tf.training.summaries import Summaries
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ import contextlib
 
 import keras
 
-from alexnet_tf.layers import PerTower, ReplicaDropout, TowerConv2D, TowerDense
-from alexnet_tf.lrn import PRESETS, LocalResponseNormalization
+from alexnet_tf.model.layers import PerTower, ReplicaDropout, TowerConv2D, TowerDense
+from alexnet_tf.model.lrn import PRESETS, LocalResponseNormalization
 
 # The smallest input for which pool5 still has one pixel: 67 -> 15 -> 7 -> 3 -> 1.
 MIN_IMAGE_SIZE = 67

@@ -5,7 +5,7 @@ Same files, same augmentation as our training pipeline: decode, shorter side to 
 PCA lighting and per-pixel-mean/std normalisation, batch 128. Run it in a separate venv
 with torch (never in requirements.txt):
 
-    python benchmarks/torch_input_peer.py --data_dir DIR [--workers 2] [--json]
+    python alexnet_tf/bench/torch_input_peer.py --data_dir DIR [--workers 2] [--json]
 
 Prints images/s measured after warm-up over a fixed number of batches.
 """

@@ -14,8 +14,8 @@ import os
 
 import numpy as np
 
+from alexnet_tf.data.sources import Source
 from alexnet_tf.errors import UserError
-from alexnet_tf.sources import Source
 
 TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 TFDS_SPLITS = {"train": "train", "val": "validation"}

@@ -117,19 +117,19 @@ def compute_stats(
     """`InputStats` over `max_images` images of `source` (0: all), sampled deterministically.
 
     An image that fails to decode is left out, named in the log and in the split's
-    bad-file report (`input_pipeline.decoded_images`), and counted; more of them than
+    bad-file report (`pipeline.decoded_images`), and counted; more of them than
     `max_bad_fraction` of the sample is a `UserError`. `poll`, if given, is called after
     each batch (it may raise to stop).
     """
     import tensorflow as tf
 
-    from alexnet_tf import input_pipeline, preprocess
+    from alexnet_tf.data import image_ops, pipeline
 
     def view(contents):
-        image = preprocess.resize_shorter(preprocess.decode(contents), resize)
-        return preprocess.center_crop(image, resize)  # (R, R, 3) float32
+        image = image_ops.resize_shorter(image_ops.decode(contents), resize)
+        return image_ops.center_crop(image, resize)  # (R, R, 3) float32
 
-    images, planned = input_pipeline.decoded_images(
+    images, planned = pipeline.decoded_images(
         source, view, max_images=max_images, seed=seed, batch_size=batch_size
     )
     images = images.prefetch(2)

@@ -32,10 +32,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf import file_check, preprocess
+from alexnet_tf.data import file_check, image_ops
+from alexnet_tf.data.sources import load_source
+from alexnet_tf.data.statistics import load_or_compute_stats, load_stats
 from alexnet_tf.errors import UserError
-from alexnet_tf.input_stats import load_or_compute_stats, load_stats
-from alexnet_tf.sources import load_source
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,7 @@ def _label_checker(source):
 
 def _pca_constants(cfg):
     if not cfg.pca_file:
-        return preprocess.PCA_EIGVAL, preprocess.PCA_EIGVEC
+        return image_ops.PCA_EIGVAL, image_ops.PCA_EIGVEC
     try:
         with open(cfg.pca_file, encoding="utf-8") as f:
             pca = json.load(f)
@@ -359,22 +359,22 @@ def train_transform(cfg, stats, epoch):
 
     def fn(contents, index):
         key_crop, key_flip, key_light = tf.unstack(
-            preprocess.split_key(preprocess.example_key(cfg.seed, epoch, index), 3)
+            image_ops.split_key(image_ops.example_key(cfg.seed, epoch, index), 3)
         )
-        offset = preprocess.random_offset(key_crop, resize, size)
-        mirror = preprocess.random_flip(key_flip)
+        offset = image_ops.random_offset(key_crop, resize, size)
+        mirror = image_ops.random_flip(key_flip)
         if cfg.fused_crop:  # flip the small uint8 window, then scale it
-            window = preprocess.decode_window(contents, resize, size, offset)
-            image = preprocess.resize_to(preprocess.flip(window, mirror), size, antialias)
+            window = image_ops.decode_window(contents, resize, size, offset)
+            image = image_ops.resize_to(image_ops.flip(window, mirror), size, antialias)
         else:
-            image = preprocess.resize_shorter(preprocess.decode(contents), resize, antialias)
-            image = preprocess.crop(preprocess.center_crop(image, resize), offset, size)
-            image = preprocess.flip(image, mirror)
-        shift = preprocess.pca_shift(key_light, cfg.pca_std, *pca)
+            image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+            image = image_ops.crop(image_ops.center_crop(image, resize), offset, size)
+            image = image_ops.flip(image, mirror)
+        shift = image_ops.pca_shift(key_light, cfg.pca_std, *pca)
         mean_crop = (
-            preprocess.flip(preprocess.crop(mean, offset, size), mirror) if pixel_mean else mean
+            image_ops.flip(image_ops.crop(mean, offset, size), mirror) if pixel_mean else mean
         )
-        image = preprocess.light_and_normalize(image, shift, mean_crop, scale)
+        image = image_ops.light_and_normalize(image, shift, mean_crop, scale)
         return tf.ensure_shape(image, [size, size, 3])
 
     return fn
@@ -395,23 +395,23 @@ def eval_transform(cfg, stats, crops=1):
         def center(contents, index):
             del index
             if cfg.fused_crop:
-                window = preprocess.decode_window(contents, resize, size, offset)
-                image = preprocess.resize_to(window, size, antialias)
+                window = image_ops.decode_window(contents, resize, size, offset)
+                image = image_ops.resize_to(window, size, antialias)
             else:
-                image = preprocess.resize_shorter(preprocess.decode(contents), resize, antialias)
-                image = preprocess.center_crop(preprocess.center_crop(image, resize), size)
-            return tf.ensure_shape(preprocess.normalize(image, mean, scale), [size, size, 3])
+                image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+                image = image_ops.center_crop(image_ops.center_crop(image, resize), size)
+            return tf.ensure_shape(image_ops.normalize(image, mean, scale), [size, size, 3])
 
         return center
     mean = stats.mean(cfg.mean)
     if cfg.mean == "pixel":
-        mean = preprocess.ten_crops(tf.constant(mean, tf.float32), size)  # (10, S, S, 3)
+        mean = image_ops.ten_crops(tf.constant(mean, tf.float32), size)  # (10, S, S, 3)
     mean = tf.constant(mean, tf.float32)
 
     def ten(contents, index):
         del index
-        image = preprocess.resize_shorter(preprocess.decode(contents), resize, antialias)
-        image = preprocess.ten_crops(preprocess.center_crop(image, resize), size)
-        return tf.ensure_shape(preprocess.normalize(image, mean, scale), [10, size, size, 3])
+        image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+        image = image_ops.ten_crops(image_ops.center_crop(image, resize), size)
+        return tf.ensure_shape(image_ops.normalize(image, mean, scale), [10, size, size, 3])
 
     return ten

@@ -22,14 +22,14 @@ import time
 import keras
 import tensorflow as tf
 
-from alexnet_tf import imagenet_names, model_files, report
-from alexnet_tf.distribute import check_batch_size, configure_cpu_devices, make_placement
+from alexnet_tf.data.file_check import drop_bad_files, report_file
+from alexnet_tf.data.sources import load_source
+from alexnet_tf.data.statistics import STATS_FILE, load_stats
+from alexnet_tf.distribute.strategies import check_batch_size, configure_cpu_devices, make_placement
 from alexnet_tf.errors import UserError
-from alexnet_tf.evaluation import score
-from alexnet_tf.file_check import drop_bad_files, report_file
-from alexnet_tf.input_stats import STATS_FILE, load_stats
-from alexnet_tf.sources import load_source
-from alexnet_tf.steps import make_eval_step
+from alexnet_tf.evaluation import class_names, model_files, report
+from alexnet_tf.evaluation.scoring import score
+from alexnet_tf.training.steps import make_eval_step
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def evaluate(cfg, stream=None):
 
     data_dir = cfg.data.data_dir
     parent = os.path.dirname(os.path.abspath(data_dir)) if data_dir else None
-    readable = imagenet_names.readable_names(source.class_names, (folder, data_dir, parent))
+    readable = class_names.readable_names(source.class_names, (folder, data_dir, parent))
     skipped = listed.num_examples - source.num_examples + result["dropped"]
     out = report.to_json(
         result,

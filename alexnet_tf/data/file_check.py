@@ -75,12 +75,12 @@ def check_decode(paths, poll=None):
     """
     import tensorflow as tf
 
-    from alexnet_tf import preprocess
+    from alexnet_tf.data import image_ops
 
     paths = np.asarray(paths, dtype=str)
 
     def decodes(index):
-        image = preprocess.decode(tf.io.read_file(tf.gather(paths, index)))
+        image = image_ops.decode(tf.io.read_file(tf.gather(paths, index)))
         return index, tf.shape(image)  # the shape makes the decode run
 
     indices = tf.data.Dataset.range(len(paths)).map(
@@ -94,7 +94,7 @@ def check_decode(paths, poll=None):
     bad = {}
     for index in sorted(set(range(len(paths))) - good):
         try:
-            preprocess.decode(tf.io.read_file(paths[index]))
+            image_ops.decode(tf.io.read_file(paths[index]))
             bad[index] = "decode failed (intermittently)"
         except tf.errors.OpError as error:
             bad[index] = "undecodable: " + error.message.splitlines()[-1].strip()[:200]

@@ -21,7 +21,7 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.layers import seed_states
+from alexnet_tf.model.layers import seed_states
 
 log = logging.getLogger(__name__)
 

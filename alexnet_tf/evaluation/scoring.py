@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
+from alexnet_tf.data.file_check import report_file
+from alexnet_tf.data.pipeline import build_dataset, num_batches
 from alexnet_tf.errors import UserError
-from alexnet_tf.file_check import report_file
-from alexnet_tf.input_pipeline import build_dataset, num_batches
 from alexnet_tf.progress import Progress
 
 

@@ -1,6 +1,6 @@
 """Our input pipeline against a PyTorch DataLoader (2 PIL workers) on the same JPEGs.
 
-    python benchmarks/input_vs_torch.py [--data_dir /tmp/bench_jpegs] [--images 2560] \
+    python -m alexnet_tf.bench.input_vs_torch [--data_dir /tmp/bench_jpegs] [--images 2560] \
         [--torch_python /tmp/venv/torch/bin/python] [--repeats 3]
 
 Writes `--images` photo-like 500x375 JPEGs (smooth colour fields, texture and grain;
@@ -8,7 +8,7 @@ about 60 KB each, ImageNet's average is about 110 KB) into `--data_dir/train/<cl
 (and a few into val/) unless they are there, prepares them once as 256-px TFRecord
 shards (`python -m alexnet_tf.prepare`), then runs, `--repeats` times in turn,
 `python -m alexnet_tf.bench input` on the JPEGs and on the shards and
-`benchmarks/torch_input_peer.py` (2 PIL workers) on the JPEGs. On a shared machine the
+`alexnet_tf/bench/torch_input_peer.py` (2 PIL workers) on the JPEGs. On a shared machine the
 best of the repeats is the least disturbed; all runs are printed too, as one JSON line.
 """
 

@@ -8,7 +8,7 @@ forward pass in eval mode. Timed after warm-up as the median of several windows,
 and with `torch.compile`. Run it in a separate venv with torch (never in
 requirements.txt):
 
-    python benchmarks/torch_train_peer.py [--batch_size 32] [--image_size 227] [--json]
+    python alexnet_tf/bench/torch_train_peer.py [--batch_size 32] [--image_size 227] [--json]
 """
 
 import argparse

@@ -7,7 +7,7 @@ momentum 0.9, weight decay 5e-4 inside the momentum, batch 32) for 6 epochs,
 for each init x input scaling, and prints validation top-1 and the last loss.
 
     pip install scikit-learn   # only this study needs it
-    python benchmarks/init_study.py [--epochs 6] [--json]
+    python -m alexnet_tf.experiments.init_study [--epochs 6] [--json]
 
 Input scalings: "paper" = raw 0-255 pixels minus the per-channel mean (the
 paper's scale, about +-128); "standardize" = that divided by the per-channel std.
@@ -19,7 +19,7 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))  # run as a script
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,7 +27,7 @@ import tensorflow as tf  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
 from alexnet_tf import build_alexnet  # noqa: E402
-from alexnet_tf.optimizer import PaperSGD  # noqa: E402
+from alexnet_tf.model.optimizer import PaperSGD  # noqa: E402
 
 
 def digits(size=67, seed=0):

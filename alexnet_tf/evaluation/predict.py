@@ -1,0 +1,192 @@
+"""`python -m alexnet_tf.predict IMAGE... [--model_dir DIR | --model PATH] [--top 5]`.
+
+Prints each image's most probable classes with their probabilities and names:
+
+    photos/cat.jpg
+       1.  n02123045  tabby         71.9%
+       2.  n02124075  Egyptian cat  17.3%
+
+The model is the one `evaluate.py` would score (`model_files`), its input preprocessing
+the run's (run.json, input_stats.npz), its class names the run's classes.json. For
+ImageNet those are WordNet ids; readable names come from a synset file
+(`imagenet_names`): `--synset_words FILE`, or LOC_synset_mapping.txt / synset_words.txt
+in the model's folder or the run's data folder. `--crops 10` (default) averages the
+paper's 10 crops, as evaluation does; `--crops 1` takes the centre crop, as the exported
+SavedModel's serving signature does.
+"""
+
+import dataclasses
+import logging
+import os
+import sys
+
+import numpy as np
+from absl import flags
+
+from alexnet_tf import cli
+from alexnet_tf.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Predictor:
+    """A loaded model with its run's preprocessing (`data_cfg`, `stats`) and class names."""
+
+    model: object  # keras.Model: preprocessed images (B, S, S, 3) -> logits (B, C)
+    data_cfg: object  # config.DataConfig: image_size, resize, mean, normalize, ...
+    stats: object  # input_stats.InputStats
+    class_names: tuple[str, ...]
+    readable: tuple[str, ...] | None = None  # readable names, same order
+
+    @classmethod
+    def from_files(cls, model_dir=None, model_path=None, synset_file=None, images=()):
+        """The predictor for `--model_dir` (its final model) or `--model` (a .keras file).
+
+        The files named by `images` are checked (cheaply) once the model's files are found
+        and before the model loads, so every mistake shows before the heavy work.
+        """
+        from alexnet_tf.config import DataConfig, EvalConfig
+        from alexnet_tf.data.statistics import load_stats
+        from alexnet_tf.evaluation import class_names, model_files
+
+        if bool(model_dir) == bool(model_path):
+            raise UserError("give --model_dir (a training run) or --model (a .keras file)")
+        if synset_file and not os.path.isfile(synset_file):
+            raise UserError(f"--synset_words {synset_file} does not exist")
+        folder = model_files.model_folder(model_dir, model_path)
+        run = model_files.read_run(folder)
+        kind, path = model_files.find_model(
+            EvalConfig(model_dir=model_dir, model_path=model_path), run
+        )
+        stats = load_stats(folder)
+        check_images(images)
+        model = model_files.load_model(kind, path, run, num_classes=None)
+        classes = model.output_shape[-1]
+        if run.config is not None:
+            data_cfg = run.config.data
+        else:
+            data_cfg = DataConfig(image_size=model.input_shape[1], resize=stats.resize)
+            log.warning(
+                "no run.json beside %s: preprocessing with mean %s, normalize %s (the defaults)",
+                path,
+                data_cfg.mean,
+                data_cfg.normalize,
+            )
+        names = run.class_names
+        if names is None and classes == 1000:
+            names = class_names.tfds_wnids()  # ILSVRC-2012's order, as TFDS labels it
+        if names is None:
+            names = tuple(f"class_{i}" for i in range(classes))
+        if len(names) != classes:
+            raise UserError(
+                f"{folder}/classes.json lists {len(names)} classes but {path} predicts {classes}"
+            )
+        data_dir = data_cfg.data_dir
+        readable = class_names.readable_names(
+            names, (folder, data_dir, os.path.dirname(data_dir) if data_dir else None), synset_file
+        )
+        return cls(model, data_cfg, stats, tuple(names), readable)
+
+    def probabilities(self, paths, crops=10, batch_size=16):
+        """Class probabilities of the images at `paths`: float64 (N, C), rows sum to 1.
+
+        `crops=10`: the softmax of the paper's 10 crops, averaged; `crops=1`: the centre crop.
+        Raises UserError naming the first file that is missing or not a readable image.
+        """
+        import tensorflow as tf
+
+        from alexnet_tf.data.pipeline import eval_transform
+
+        if crops not in (1, 10):
+            raise UserError(f"--crops {crops} is not 1 or 10")
+        transform = eval_transform(self.data_cfg, self.stats, crops)
+        images = [_preprocessed(path, transform) for path in paths]  # each (crops, S, S, 3)
+        out = []
+        for start in range(0, len(images), batch_size):
+            batch = np.concatenate(images[start : start + batch_size])  # (b * crops, S, S, 3)
+            logits = self.model(tf.constant(batch), training=False)
+            probs = tf.nn.softmax(tf.cast(logits, tf.float64)).numpy()
+            out.append(probs.reshape(-1, crops, probs.shape[-1]).mean(axis=1))
+        return np.concatenate(out)
+
+    def top(self, paths, k=5, crops=10):
+        """For each image: [(class index, probability)] of its `k` most probable classes."""
+        probs = self.probabilities(paths, crops)
+        k = min(k, probs.shape[-1])
+        best = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+        return [
+            [(int(i), float(row[i])) for i in order] for row, order in zip(probs, best, strict=True)
+        ]
+
+    def format(self, paths, tops):
+        """The printed answer: per image its path, then one line per class."""
+        lines = []
+        for path, top in zip(paths, tops, strict=True):
+            lines.append(path)
+            width = max(len(self.class_names[i]) for i, _ in top)
+            named = self.readable is not None
+            name_width = max(len(self.readable[i]) for i, _ in top) if named else 0
+            for rank, (index, prob) in enumerate(top, start=1):
+                name = f"  {self.readable[index]:{name_width}s}" if named else ""
+                lines.append(f"  {rank:2d}.  {self.class_names[index]:{width}s}{name}  {prob:6.1%}")
+        return "\n".join(lines)
+
+
+def check_images(paths):
+    """UserError naming the first of `paths` that is missing or not an image file (cheap:
+    each file's first and last bytes, `file_check.check_header`)."""
+    from alexnet_tf.data.file_check import check_header
+
+    for path in paths:
+        if not os.path.isfile(path):
+            raise UserError(f"{path} does not exist")
+        reason = check_header(path)
+        if reason:
+            raise UserError(f"{path} is not a readable image: {reason}")
+
+
+def _preprocessed(path, transform):
+    """The crops of the image at `path`: float32 (crops, S, S, 3); UserError if unreadable."""
+    import tensorflow as tf
+
+    check_images([path])
+    try:
+        image = transform(tf.io.read_file(path), 0).numpy()
+    except tf.errors.OpError as err:
+        message = err.message.splitlines()[0] if err.message else type(err).__name__
+        raise UserError(f"{path} cannot be decoded: {message}") from None
+    return image.reshape(-1, *image.shape[-3:])
+
+
+def define_flags(fv):
+    cli.define_model_file_flags(fv, "A training run's folder: its final model.keras.")
+    flags.DEFINE_integer("top", 5, "Classes shown per image.", flag_values=fv)
+    cli.define_crops_flag(fv)
+    flags.DEFINE_string(
+        "synset_words",
+        None,
+        "'wnid name, ...' lines (LOC_synset_mapping.txt) for ImageNet.",
+        flag_values=fv,
+    )
+
+
+def run(fv, images):
+    from alexnet_tf.quiet import tensorflow_imported
+
+    tensorflow_imported()
+    cli.positive("top", fv.top)
+    predictor = Predictor.from_files(fv.model_dir, fv.model, fv.synset_words, images=images)
+    tops = predictor.top(images, fv.top, int(fv.crops))
+    print(predictor.format(images, tops))
+    return 0
+
+
+def main(argv=None):
+    """`python -m alexnet_tf.predict IMAGE... [flags]`; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    return cli.command(argv, "python -m alexnet_tf.predict", define_flags, run, "IMAGE")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
