@@ -9,17 +9,17 @@ from alexnet_tf.quiet import tensorflow_imported
 
 tensorflow_imported()
 
-from alexnet_tf import cli  # noqa: E402
+from alexnet_tf.cli import app, configs, options  # noqa: E402
 
-cli.define_eval_flags()
+options.define_eval_flags()
 
 
 def main(argv):
     del argv
     from alexnet_tf.evaluation.evaluate_run import evaluate
 
-    evaluate(cli.eval_config())
+    evaluate(configs.eval_config())
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

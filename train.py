@@ -8,17 +8,17 @@ from alexnet_tf.quiet import tensorflow_imported
 
 tensorflow_imported()
 
-from alexnet_tf import cli  # noqa: E402
+from alexnet_tf.cli import app, configs, options  # noqa: E402
 
-cli.define_train_flags()
+options.define_train_flags()
 
 
 def main(argv):
     del argv
     from alexnet_tf.training.loop import train_and_evaluate
 
-    train_and_evaluate(cli.train_config())
+    train_and_evaluate(configs.train_config())
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    app.run(main)

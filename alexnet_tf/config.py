@@ -93,7 +93,11 @@ class Config:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
 
+# A run folder's names that several stages read: the config it ran with (training writes
+# it; evaluation reads it) and its checkpoints (training writes them; evaluation and the
+# multi-worker messages read them).
 RUN_FILE = "run.json"
+CHECKPOINT_DIR = "checkpoints"
 
 
 def to_dict(cfg):

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 from absl import flags
 
-from alexnet_tf import cli
+from alexnet_tf.cli import app, configs, options
 from alexnet_tf.errors import UserError
 
 # The data flags data_stats reads: which images, at what size, sampled with which seed.
@@ -24,7 +24,7 @@ DATA_FLAGS = ("data_dir", "dataset", "val_labels", "resize", "seed")
 
 
 def define_flags(fv):
-    cli.define_data_flags(fv, only=DATA_FLAGS)
+    options.define_data_flags(fv, only=DATA_FLAGS)
     flags.DEFINE_integer("images", 10_000, "Images sampled (0: all).", flag_values=fv)
     flags.DEFINE_string("output", "pca.json", "JSON file to write.", flag_values=fv)
 
@@ -32,17 +32,17 @@ def define_flags(fv):
 def main(argv=None):
     """`python -m alexnet_tf.data_stats [--data_dir DIR] [flags]`; returns the exit status."""
     argv = sys.argv[1:] if argv is None else argv
-    return cli.command(argv, "python -m alexnet_tf.data_stats", define_flags, run)
+    return app.command(argv, "python -m alexnet_tf.data_stats", define_flags, run)
 
 
 def run(fv, args):
     del args
-    from alexnet_tf.data import file_check, image_ops, sources, statistics
+    from alexnet_tf.data import file_check, image_ops, layouts, statistics
 
     if fv.images < 0:
         raise UserError(f"--images {fv.images} is negative")
-    cfg = cli.data_config(fv)
-    source = file_check.without_bad_files(sources.load_source(cfg, "train"))
+    cfg = configs.data_config(fv)
+    source = file_check.without_bad_files(layouts.load_source(cfg, "train"))
     stats = statistics.compute_stats(source, resize=cfg.resize, max_images=fv.images, seed=cfg.seed)
     result = {
         "num_images": stats.num_images,

@@ -1,8 +1,56 @@
-"""`python -m alexnet_tf.predict`: its flags and work are in `alexnet_tf.evaluation.predict`."""
+"""`python -m alexnet_tf.predict IMAGE... [--model_dir DIR | --model PATH] [--top 5]`.
+
+Prints each image's most probable classes with their probabilities and names:
+
+    photos/cat.jpg
+       1.  n02123045  tabby         71.9%
+       2.  n02124075  Egyptian cat  17.3%
+
+The model is the one `evaluate.py` would score (`model_files`), its input preprocessing
+the run's (run.json, input_stats.npz), its class names the run's classes.json. For
+ImageNet those are WordNet ids; readable names come from a synset file
+(`imagenet_names`): `--synset_words FILE`, or LOC_synset_mapping.txt / synset_words.txt
+in the model's folder or the run's data folder. `--crops 10` (default) averages the
+paper's 10 crops, as evaluation does; `--crops 1` takes the centre crop, as the exported
+SavedModel's serving signature does.
+"""
 
 import sys
 
-from alexnet_tf.evaluation.predict import main
+from absl import flags
+
+from alexnet_tf.cli import app, configs, options
+from alexnet_tf.evaluation.predict import Predictor
+
+
+def define_flags(fv):
+    options.define_model_file_flags(fv, "A training run's folder: its final model.keras.")
+    flags.DEFINE_integer("top", 5, "Classes shown per image.", flag_values=fv)
+    options.define_crops_flag(fv)
+    flags.DEFINE_string(
+        "synset_words",
+        None,
+        "'wnid name, ...' lines (LOC_synset_mapping.txt) for ImageNet.",
+        flag_values=fv,
+    )
+
+
+def run(fv, images):
+    from alexnet_tf.quiet import tensorflow_imported
+
+    tensorflow_imported()
+    configs.positive("top", fv.top)
+    predictor = Predictor.from_files(fv.model_dir, fv.model, fv.synset_words, images=images)
+    tops = predictor.top(images, fv.top, int(fv.crops))
+    print(predictor.format(images, tops))
+    return 0
+
+
+def main(argv=None):
+    """`python -m alexnet_tf.predict IMAGE... [flags]`; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else argv
+    return app.command(argv, "python -m alexnet_tf.predict", define_flags, run, "IMAGE")
+
 
 if __name__ == "__main__":
     sys.exit(main())

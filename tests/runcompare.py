@@ -5,7 +5,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.training.checkpoints import CHECKPOINT_DIR
+from alexnet_tf.config import CHECKPOINT_DIR
 
 
 def final_values(model_dir):

@@ -18,10 +18,12 @@ from imagefiles import encode, image_folder, pattern, write
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import pipeline, statistics
-from alexnet_tf.data.sources import load_source
+from alexnet_tf.data.inputs import prepare_inputs
+from alexnet_tf.data.layouts import load_source
+from alexnet_tf.data.transforms import train_transform
 from alexnet_tf.errors import UserError
 from alexnet_tf.evaluation import scoring
-from alexnet_tf.training.steps import make_eval_step
+from alexnet_tf.evaluation.eval_step import make_eval_step
 
 S, R = 16, 20
 
@@ -76,7 +78,7 @@ def test_training_names_lists_and_counts_each_dropped_file(tmp_path, caplog):
     assert report["num_dropped"] == 3
 
     # The good files' images are what the epoch's transform gives each (seed, epoch, index).
-    fn = pipeline.train_transform(cfg, stats, 4)
+    fn = train_transform(cfg, stats, 4)
     images = np.concatenate([x.numpy() for x, _ in out])
     for image, index in list(zip(images, labels, strict=True))[:5]:
         expected = fn(tf.io.read_file(source.paths[index]), tf.constant(index, tf.int64))
@@ -165,7 +167,7 @@ def test_a_dropped_file_stays_in_the_split_of_the_next_run(tmp_path):
     cfg, source, broken, stats, run_dir = setup(tmp_path, "train")
     list(pipeline.build_dataset(cfg, source, training=True, batch_size=4, stats=stats))
     checked = dataclasses.replace(cfg, check_files="header", max_bad_fraction=0.5)
-    inputs = pipeline.prepare_inputs(checked, run_dir)  # the header check: 2 of 3
+    inputs = prepare_inputs(checked, run_dir)  # the header check: 2 of 3
     inside = broken[2]
     assert inside in inputs.train.paths and inputs.train.num_examples == 13
     with open(os.path.join(run_dir, "bad_files_train.json")) as f:

@@ -10,6 +10,7 @@ from imagefiles import image_folder
 
 from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.bench.train import forward_macs
+from alexnet_tf.evaluation import eval_step
 from alexnet_tf.training import steps
 
 
@@ -38,7 +39,7 @@ def step_calls(monkeypatch):
         return make_recorded
 
     monkeypatch.setattr(steps, "make_train_step", recorded(steps.make_train_step))
-    monkeypatch.setattr(steps, "make_eval_step", recorded(steps.make_eval_step))
+    monkeypatch.setattr(steps, "make_eval_step", recorded(eval_step.make_eval_step))
     return calls
 
 

@@ -1,4 +1,4 @@
-"""The data commands run end to end on tiny data: bench input, data_stats, records."""
+"""The data commands run end to end on tiny data: bench input, data_stats, prepare."""
 
 import json
 
@@ -6,9 +6,8 @@ import numpy as np
 from imagefiles import encode, image_folder, pattern, write
 from PIL import Image
 
-from alexnet_tf import data_stats
+from alexnet_tf import data_stats, prepare
 from alexnet_tf.bench import __main__ as bench
-from alexnet_tf.data import records
 
 
 def test_bench_input_prints_one_json_line(tmp_path, capsys):
@@ -54,6 +53,6 @@ def test_data_stats_eigenvectors_diagonalise_the_datas_covariance(tmp_path, caps
 
 
 def test_prepare_reports_a_user_error_in_one_line(tmp_path, capsys):
-    code = records.main(["--data_dir", str(tmp_path / "missing"), "--output_dir", str(tmp_path)])
+    code = prepare.main(["--data_dir", str(tmp_path / "missing"), "--output_dir", str(tmp_path)])
     assert code == 2
     assert capsys.readouterr().err.strip().count("\n") == 0

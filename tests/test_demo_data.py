@@ -7,7 +7,8 @@ import pytest
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import demo, pipeline
-from alexnet_tf.data.sources import load_source
+from alexnet_tf.data.inputs import prepare_inputs
+from alexnet_tf.data.layouts import load_source
 from alexnet_tf.errors import UserError
 
 
@@ -23,7 +24,7 @@ def test_demo_data_generated_once_deterministic_and_readable(tmp_path):
             assert f.read() == g.read()
     stamp = os.path.getmtime(train.paths[0])
     assert demo.ensure_demo_data(a) == a and os.path.getmtime(train.paths[0]) == stamp
-    inputs = pipeline.prepare_inputs(cfg, str(tmp_path / "run"))
+    inputs = prepare_inputs(cfg, str(tmp_path / "run"))
     labels = np.concatenate(
         [
             y

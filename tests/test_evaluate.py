@@ -243,10 +243,11 @@ def test_bench_eval_reports_the_crops_its_timed_steps_scored_per_second(capsys, 
     # not derived from images/s.
     import time
 
+    from alexnet_tf.evaluation import eval_step
     from alexnet_tf.training import steps
 
     calls = []  # (images, crops, start, end) of every eval step call
-    make = steps.make_eval_step
+    make = eval_step.make_eval_step
 
     def make_recorded(*args, **kwargs):
         step = make(*args, **kwargs)

@@ -18,8 +18,8 @@ from imagefiles import encode, pattern
 from tinyrun import CLASSES, trained_run
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data.pipeline import eval_transform
 from alexnet_tf.data.statistics import InputStats, load_stats
+from alexnet_tf.data.transforms import eval_transform
 from alexnet_tf.evaluation import export, model_files
 
 K = min(5, len(CLASSES))  # top-k the export returns

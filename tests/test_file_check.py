@@ -10,7 +10,8 @@ from imagefiles import encode, image_folder, pattern, write
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import file_check, pipeline
-from alexnet_tf.data.sources import load_source
+from alexnet_tf.data.inputs import prepare_inputs
+from alexnet_tf.data.layouts import load_source
 from alexnet_tf.errors import UserError
 
 
@@ -55,8 +56,8 @@ def test_bad_files_left_out_logged_once_reported_and_odd_ones_decoded(tmp_path, 
     )
     model_dir = str(tmp_path / "run")
     with caplog.at_level(logging.WARNING):
-        inputs = pipeline.prepare_inputs(cfg, model_dir)
-        pipeline.prepare_inputs(cfg, model_dir)  # again: the report is reused
+        inputs = prepare_inputs(cfg, model_dir)
+        prepare_inputs(cfg, model_dir)  # again: the report is reused
     logged = [r.getMessage() for r in caplog.records if "Skipping bad image" in r.getMessage()]
     assert sorted(logged) == sorted(
         f"Skipping bad image {p}: {r}"
@@ -83,7 +84,7 @@ def test_too_many_bad_files_stop_before_training(tmp_path):
     root, _, _ = odd_and_broken_folder(tmp_path / "d")
     cfg = DataConfig(dataset="folder", data_dir=root, max_bad_fraction=0.1)
     with pytest.raises(UserError, match=r"3 of 18 files under .* are bad .*--max_bad_fraction 0.1"):
-        pipeline.prepare_inputs(cfg, str(tmp_path / "run"))
+        prepare_inputs(cfg, str(tmp_path / "run"))
 
 
 def test_pipeline_safety_net_skips_what_the_check_missed(tmp_path):
@@ -93,11 +94,11 @@ def test_pipeline_safety_net_skips_what_the_check_missed(tmp_path):
     )
     cfg = DataConfig(dataset="folder", data_dir=root, image_size=16, resize=20)
     with pytest.raises(UserError, match="1 of the 7 images sampled .* for the input statistics"):
-        pipeline.prepare_inputs(cfg, str(tmp_path / "run"))  # 1 of 7 > 0.001
+        prepare_inputs(cfg, str(tmp_path / "run"))  # 1 of 7 > 0.001
     cfg = DataConfig(
         dataset="folder", data_dir=root, image_size=16, resize=20, max_bad_fraction=0.2
     )
-    inputs = pipeline.prepare_inputs(cfg, str(tmp_path / "run"))
+    inputs = prepare_inputs(cfg, str(tmp_path / "run"))
     assert corrupt in inputs.train.paths  # the header check passes it
     with open(os.path.join(tmp_path, "run", "bad_files_train.json")) as f:
         assert [d["path"] for d in json.load(f)["dropped"]] == [corrupt]  # named by the stats

@@ -10,13 +10,12 @@ import sys
 import pytest
 from absl import flags
 
-from alexnet_tf import cli, data_stats
+from alexnet_tf import data_stats, predict, prepare
 from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.bench import e2e as bench_e2e
 from alexnet_tf.bench import input as bench_input
-from alexnet_tf.data import records
+from alexnet_tf.cli import app, configs, options
 from alexnet_tf.errors import UserError
-from alexnet_tf.evaluation import predict
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESIZE_LINE = "--resize {} (follows --image_size {} at the paper's 256/227)"
@@ -30,7 +29,7 @@ def parsed(define, *argv):
 
 
 def train_flags(*argv):
-    return parsed(cli.define_train_flags, *argv)
+    return parsed(options.define_train_flags, *argv)
 
 
 @pytest.mark.parametrize(
@@ -43,29 +42,29 @@ def test_train_py_resize_follows_image_size_unless_given(
     argv = ["--data_dir", str(tmp_path), "--image_size", str(image_size)]
     if resize is not None:
         argv += ["--resize", str(resize)]
-    with caplog.at_level(logging.INFO, logger="alexnet_tf.cli"):
-        cfg = cli.train_config(train_flags(*argv))
+    with caplog.at_level(logging.INFO, logger="alexnet_tf.cli.configs"):
+        cfg = configs.train_config(train_flags(*argv))
     assert (cfg.data.image_size, cfg.data.resize) == (image_size, expected)
     logged = [r.getMessage() for r in caplog.records if "--resize" in r.getMessage()]
     assert logged == ([] if resize else [RESIZE_LINE.format(expected, image_size)])
 
 
 def test_the_demo_keeps_its_values_and_its_resize_follows_a_given_image_size(caplog):
-    with caplog.at_level(logging.INFO, logger="alexnet_tf.cli"):
-        cfg = cli.train_config(train_flags())
-    assert cfg.data.image_size == cli.DEMO_DEFAULTS["image_size"] == 67
-    assert cfg.data.resize == cli.DEMO_DEFAULTS["resize"] == 76
+    with caplog.at_level(logging.INFO, logger="alexnet_tf.cli.configs"):
+        cfg = configs.train_config(train_flags())
+    assert cfg.data.image_size == options.DEMO_DEFAULTS["image_size"] == 67
+    assert cfg.data.resize == options.DEMO_DEFAULTS["resize"] == 76
     assert (cfg.train.epochs, cfg.train.batch_size) == (5, 32)
     assert (cfg.train.checkpoint_every, cfg.train.plateau_patience) == (200, 2)
     assert RESIZE_LINE.format(76, 67) in caplog.messages
     # Before, the demo's 76 stayed and --image_size 100 stopped with "--resize 76 is smaller".
-    assert cli.train_config(train_flags("--image_size", "100")).data.resize == 113
+    assert configs.train_config(train_flags("--image_size", "100")).data.resize == 113
 
 
 @pytest.mark.parametrize(
     "define",
     [
-        records.define_flags,
+        prepare.define_flags,
         data_stats.define_flags,
         bench_input.define_flags,
         bench_e2e.define_flags,
@@ -75,18 +74,18 @@ def test_every_command_that_reads_data_takes_the_same_data_flags(tmp_path, caplo
     fv = parsed(define, "--data_dir", str(tmp_path))
     train = train_flags()
     assert {"data_dir", "dataset", "resize"} <= set(fv)
-    for name in set(fv) & set(cli.DATA_FLAGS):
+    for name in set(fv) & set(options.DATA_FLAGS):
         assert (fv[name].default, type(fv[name])) == (train[name].default, type(train[name]))
-    assert cli.data_config(fv).resize == 256
+    assert configs.data_config(fv).resize == 256
     with pytest.raises(UserError, match="--resize 0 must be positive"):  # cli's checks
-        cli.data_config(parsed(define, "--data_dir", str(tmp_path), "--resize", "0"))
+        configs.data_config(parsed(define, "--data_dir", str(tmp_path), "--resize", "0"))
     if "image_size" in fv:  # the benches crop: --resize follows --image_size
-        with caplog.at_level(logging.INFO, logger="alexnet_tf.cli"):
+        with caplog.at_level(logging.INFO, logger="alexnet_tf.cli.configs"):
             fv = parsed(define, "--data_dir", str(tmp_path), "--image_size", "67")
-            assert cli.data_config(fv).resize == 76
+            assert configs.data_config(fv).resize == 76
         assert RESIZE_LINE.format(76, 67) in caplog.messages
         with pytest.raises(UserError, match="--image_size 66 is below 67"):
-            cli.data_config(parsed(define, "--data_dir", str(tmp_path), "--image_size", "66"))
+            configs.data_config(parsed(define, "--data_dir", str(tmp_path), "--image_size", "66"))
 
 
 def test_the_resize_line_waits_for_the_work_so_a_mistake_stays_one_line():
@@ -97,30 +96,30 @@ def test_the_resize_line_waits_for_the_work_so_a_mistake_stays_one_line():
             shown.append(record.getMessage())
 
     handler = Handler()
-    handler.addFilter(cli._OursHoldingNotes(handler))
+    handler.addFilter(app._OursHoldingNotes(handler))
 
     def record(name, message, level=logging.INFO):
         return logging.LogRecord(name, level, __file__, 0, message, None, None)
 
-    handler.handle(record("alexnet_tf.cli", RESIZE_LINE.format(76, 67)))
+    handler.handle(record("alexnet_tf.cli.configs", RESIZE_LINE.format(76, 67)))
     handler.handle(record("tensorflow", "chatter"))
     assert shown == []  # a mistake now would be the only line
     handler.handle(record("alexnet_tf.distribute.strategies", "strategy one_device"))
-    handler.handle(record("alexnet_tf.cli", "later"))
+    handler.handle(record("alexnet_tf.cli.configs", "later"))
     handler.handle(record("absl", "a warning", logging.WARNING))
     assert shown == [RESIZE_LINE.format(76, 67), "strategy one_device", "later", "a warning"]
 
 
 def test_train_help_tells_the_demos_values():
     fv = train_flags()
-    for name, value in cli.DEMO_DEFAULTS.items():
+    for name, value in options.DEMO_DEFAULTS.items():
         assert fv[name].help.endswith(f"(demo: {value})"), name
     assert fv["epochs"].help == "Epochs (paper: 90). (demo: 5)"
 
 
 COMMANDS = {
     "predict": (predict.main, ["x.jpg"]),
-    "prepare": (records.main, ["--output_dir", "out"]),
+    "prepare": (prepare.main, ["--output_dir", "out"]),
     "data_stats": (data_stats.main, []),
     "bench input": (bench.main, ["input"]),
     "bench train": (bench.main, ["train"]),

@@ -11,7 +11,8 @@ from PIL import Image
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import pipeline, records, statistics
-from alexnet_tf.data.sources import load_source
+from alexnet_tf.data.inputs import prepare_inputs
+from alexnet_tf.data.layouts import load_source
 from alexnet_tf.errors import UserError
 
 S, R = 16, 20
@@ -24,7 +25,7 @@ def data(tmp_path_factory):
     root = image_folder(tmp / "d", splits={"train": 4, "val": 2}, size=(24, 30))
     os.remove(os.path.join(root, "train", "cat", "cat_3.jpg"))  # 11 files: uneven batches
     cfg = DataConfig(dataset="folder", data_dir=root, image_size=S, resize=R, seed=7)
-    inputs = pipeline.prepare_inputs(cfg, str(tmp / "run"))
+    inputs = prepare_inputs(cfg, str(tmp / "run"))
     train = inputs.train
     indexed = dataclasses.replace(train, labels=np.arange(train.num_examples, dtype=np.int32))
     return cfg, inputs, indexed, tmp
@@ -209,10 +210,10 @@ def test_stats_cached_and_reused(data):
     np.testing.assert_array_equal(loaded.mean_image, inputs.stats.mean_image)
     assert loaded.mean_image.shape == (R, R, 3) and loaded.num_images == 11
     np.testing.assert_allclose(loaded.channel_mean, loaded.mean_image.mean(axis=(0, 1)), rtol=1e-4)
-    evaluation = pipeline.prepare_inputs(cfg, run, training=False)
+    evaluation = prepare_inputs(cfg, run, training=False)
     assert evaluation.train is None and evaluation.stats.resize == R
-    with pytest.raises(UserError, match="statistics.npz does not exist"):
-        pipeline.prepare_inputs(cfg, str(tmp / "elsewhere"), training=False)
+    with pytest.raises(UserError, match="input_stats.npz does not exist"):
+        prepare_inputs(cfg, str(tmp / "elsewhere"), training=False)
 
 
 def test_prepared_tfrecords_read_like_the_folder(data):

@@ -10,9 +10,10 @@ import pytest
 import tensorflow as tf
 from tinyrun import CLASSES, trained_run
 
-from alexnet_tf import build_alexnet
+from alexnet_tf import build_alexnet, predict
 from alexnet_tf.config import Config, EvalConfig
-from alexnet_tf.evaluation import class_names, evaluate_run, predict
+from alexnet_tf.evaluation import class_names, evaluate_run
+from alexnet_tf.evaluation.predict import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_prints_the_top_classes_with_probabilities_and_names(run, capsys):
 def test_ten_crop_probabilities_agree_with_evaluation(run):
     # Two code paths (the tf.data pipeline, the eager predictor) and one protocol:
     # evaluation's loss is the mean cross-entropy of the predictor's averaged softmax.
-    predictor = predict.Predictor.from_files(model_dir=run.model_dir)
+    predictor = Predictor.from_files(model_dir=run.model_dir)
     files = val_files(run)
     probs = predictor.probabilities(files, crops=10)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
@@ -51,7 +52,7 @@ def test_ten_crop_probabilities_agree_with_evaluation(run):
 
 
 def test_centre_crop_probabilities_equal_the_serving_signature(run):
-    predictor = predict.Predictor.from_files(model_dir=run.model_dir)
+    predictor = Predictor.from_files(model_dir=run.model_dir)
     files = val_files(run)
     top = predictor.top(files, k=3, crops=1)
     serve = tf.saved_model.load(os.path.join(run.model_dir, "saved_model"))
@@ -99,7 +100,7 @@ def test_a_1000_class_model_without_classes_json_names_ilsvrc_wnids(run, tmp_pat
         "n01440764 tench, Tinca tinca\nn01443537 goldfish, Carassius auratus\n"
         "n15075141 toilet tissue, toilet paper, bathroom tissue\n"
     )
-    predictor = predict.Predictor.from_files(model_dir=str(folder))
+    predictor = Predictor.from_files(model_dir=str(folder))
     names = predictor.class_names
     assert len(names) == 1000 and len(set(names)) == 1000 and list(names) == sorted(names)
     assert names[:2] == ("n01440764", "n01443537") and names[999] == "n15075141"

@@ -19,9 +19,8 @@ import tensorflow as tf
 from imagefiles import image_folder
 from runcompare import assert_same_run
 
-from alexnet_tf.config import Config, DataConfig, TrainConfig
+from alexnet_tf.config import CHECKPOINT_DIR, Config, DataConfig, TrainConfig
 from alexnet_tf.training import loop
-from alexnet_tf.training.checkpoints import CHECKPOINT_DIR
 
 STEPS, EPOCHS = 3, 2
 

@@ -9,7 +9,7 @@ import pytest
 from imagefiles import encode, image_folder, pattern, write
 
 from alexnet_tf.config import DataConfig
-from alexnet_tf.data.sources import load_source, read_labels_file, resolve_dataset
+from alexnet_tf.data.layouts import load_source, read_labels_file, resolve_dataset
 from alexnet_tf.errors import UserError
 
 

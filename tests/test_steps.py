@@ -5,8 +5,9 @@ from conftest import TWO_CPUS
 
 from alexnet_tf import build_alexnet, copy_weights
 from alexnet_tf.distribute.strategies import mirrored_strategy
+from alexnet_tf.evaluation.eval_step import make_eval_step
 from alexnet_tf.model.optimizer import PaperSGD
-from alexnet_tf.training.steps import make_eval_step, make_train_step
+from alexnet_tf.training.steps import make_train_step
 
 SIZE, CLASSES = 67, 6
 

@@ -10,7 +10,7 @@ from imagefiles import encode, pattern
 
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import pipeline, statistics, tfds_imagenet
-from alexnet_tf.data.sources import load_source
+from alexnet_tf.data.layouts import load_source
 
 TRAIN_CLASSES = ("n01440764", "n01443537")  # the first two of TFDS's labels.txt
 

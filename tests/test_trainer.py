@@ -13,10 +13,11 @@ import tensorflow as tf
 from imagefiles import image_folder
 
 from alexnet_tf import build_alexnet
-from alexnet_tf.config import Config, DataConfig, TrainConfig
+from alexnet_tf.config import CHECKPOINT_DIR, Config, DataConfig, TrainConfig
 from alexnet_tf.errors import TrainingStopped, UserError
 from alexnet_tf.training import loop
-from alexnet_tf.training.checkpoints import CHECKPOINT_DIR
+from alexnet_tf.training import run as training_run
+from alexnet_tf.training.signals import Stop, StopSignals
 
 CLASSES = ("ant", "bee", "cat")
 
@@ -207,7 +208,7 @@ def test_loss_equals_the_models_own_cross_entropy_on_the_first_batch(
 
         return step_and_record
 
-    monkeypatch.setattr(loop, "make_train_step", recording_step)
+    monkeypatch.setattr(training_run, "make_train_step", recording_step)
     cfg = tiny_config(data_dir, tmp_path / "run", strategy=strategy, steps_per_epoch=1)
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, dropout=0.0))
     loop.train_and_evaluate(cfg)
@@ -259,16 +260,16 @@ def test_profile_steps_capture_a_trace(data_dir, tmp_path):
 def test_a_first_signal_is_only_recorded_and_acted_on_at_the_next_safe_point():
     # A handler that raised would raise wherever Python runs, even in a finalizer called
     # from inside a TF op: the first signal must wait for `poll`; a second one may not.
-    with loop._StopSignals() as signals:
+    with StopSignals() as signals:
         os.kill(os.getpid(), signal.SIGTERM)
         for _ in range(1000):  # Python runs the handler between these bytecodes
             pass
         assert signals.received == signal.SIGTERM
         ran_whole = False
-        with pytest.raises(loop._Stop), signals.deferred():
+        with pytest.raises(Stop), signals.deferred():
             ran_whole = True  # a step in a deferred block runs whole, then the stop
         assert ran_whole and signals.at_safe_point
-        with pytest.raises(loop._Stop):
+        with pytest.raises(Stop):
             os.kill(os.getpid(), signal.SIGINT)
             for _ in range(1000):
                 pass

@@ -1,14 +1,14 @@
 """`python -m alexnet_tf.bench SUBCOMMAND [flags]`: run one benchmark, print its figures.
 
 Each subcommand lives in its own module here with a `main(argv)` (absl flags through
-`cli.command`: a mistake is one line and exit status 2); with `--json` it prints
+`app.command`: a mistake is one line and exit status 2); with `--json` it prints
 one JSON line with at least `images_per_sec` (after a short human table on stderr).
 """
 
 import importlib
 import sys
 
-from alexnet_tf import cli
+from alexnet_tf.cli import app
 
 SUBCOMMANDS = {
     "input": ("alexnet_tf.bench.input", "training input pipeline, full augmentation"),
@@ -23,7 +23,7 @@ def main(argv=None):
     if argv and argv[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
         return module.main(argv[1:])
-    if argv and argv[0] in cli.HELP_FLAGS:
+    if argv and argv[0] in app.HELP_FLAGS:
         lines = [f"  {name:8s} {help}" for name, (_, help) in SUBCOMMANDS.items()]
         print(
             "usage: python -m alexnet_tf.bench SUBCOMMAND [flags]\n"

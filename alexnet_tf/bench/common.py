@@ -8,7 +8,7 @@ import sys
 
 from absl import flags
 
-from alexnet_tf import cli
+from alexnet_tf.cli import app, configs, options
 
 
 def environment():
@@ -50,9 +50,9 @@ def training_batches(cfg, batch_size, full_only=False):
     of its training batches, epoch after epoch, as `pipeline.build_dataset` makes
     them (input statistics from a small sample: the benches time the work, not the
     numbers). `full_only` skips each epoch's last partial batch, as training does."""
-    from alexnet_tf.data import file_check, pipeline, sources, statistics
+    from alexnet_tf.data import file_check, layouts, pipeline, statistics
 
-    source = file_check.without_bad_files(sources.load_source(cfg, "train"))
+    source = file_check.without_bad_files(layouts.load_source(cfg, "train"))
     stats = statistics.compute_stats(source, resize=cfg.resize, max_images=64)
 
     def batches():
@@ -79,7 +79,7 @@ def define_batch_size_flag(fv, default, help="Images per batch."):
 def define_data_flags(fv, batch_size, only=DATA_FLAGS):
     """The data flags of a bench that reads files (cli's, the demo without --data_dir)
     and its --batch_size."""
-    cli.define_data_flags(fv, only=only)
+    options.define_data_flags(fv, only=only)
     define_batch_size_flag(fv, batch_size)
 
 
@@ -95,10 +95,10 @@ def define_timing_flags(fv, *, warmup, what, **counts):
 
 def data_config(fv):
     """The `DataConfig` of `define_data_flags`' flags, checked as train.py checks them."""
-    return cli.data_config(fv)
+    return configs.data_config(fv)
 
 
 def command(argv, subcommand, define, main):
-    """Run `python -m alexnet_tf.bench SUBCOMMAND` with `argv` (`cli.command`)."""
+    """Run `python -m alexnet_tf.bench SUBCOMMAND` with `argv` (`app.command`)."""
     argv = sys.argv[2:] if argv is None else argv
-    return cli.command(argv, f"python -m alexnet_tf.bench {subcommand}", define, main)
+    return app.command(argv, f"python -m alexnet_tf.bench {subcommand}", define, main)

@@ -11,9 +11,9 @@ the pipeline also takes cores from the step, so the ratio there includes that co
 import statistics
 import time
 
-from alexnet_tf import cli
 from alexnet_tf.bench import common
 from alexnet_tf.bench.common import data_config, environment, peak_rss_mb, report, training_batches
+from alexnet_tf.cli import options
 
 
 def define_flags(fv):
@@ -25,7 +25,7 @@ def define_flags(fv):
         steps=(6, "Steps per timed window."),
         windows=(4, "Timed windows of each (median)."),
     )
-    cli.define_mixed_precision_flag(fv)
+    options.define_mixed_precision_flag(fv)
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 """`python -m alexnet_tf.bench eval`: 10-crop evaluation throughput on in-memory data.
 
-Times the real evaluation step (`steps.make_eval_step`: 10 crops per image through the
+Times the real evaluation step (`eval_step.make_eval_step`: 10 crops per image through the
 model, softmax averaged, hits counted) on random batches of shape (B, 10, S, S, 3), after
 warm-up, as the median of several timed windows. One 10-crop image is 10 forward passes,
 so the report gives both images/s and crops/s. In the same process, with windows
@@ -16,9 +16,9 @@ import time
 import numpy as np
 from absl import flags
 
-from alexnet_tf import cli
 from alexnet_tf.bench import common
 from alexnet_tf.bench.common import environment, peak_rss_mb, report
+from alexnet_tf.cli import configs, options
 
 CROPS = 10
 
@@ -33,7 +33,7 @@ def _window(run, steps):
 
 def define_flags(fv):
     common.define_batch_size_flag(fv, 32, "Images (x10 crops) a step.")
-    cli.define_data_flags(fv, only=("image_size",))
+    options.define_data_flags(fv, only=("image_size",))
     flags.DEFINE_integer(
         "num_classes", 1000, "Classes of the model.", flag_values=fv, lower_bound=2
     )
@@ -44,7 +44,7 @@ def define_flags(fv):
         steps=(2, "Calls per timed window."),
         windows=(3, "Timed windows (median)."),
     )
-    cli.define_mixed_precision_flag(fv)
+    options.define_mixed_precision_flag(fv)
 
 
 def main(argv=None):
@@ -52,12 +52,12 @@ def main(argv=None):
 
 
 def run(args, _):
-    cli.data_config(args, log_resize=False)  # checks --image_size
+    configs.data_config(args, log_resize=False)  # checks --image_size
     import keras
     import tensorflow as tf
 
     from alexnet_tf import build_alexnet
-    from alexnet_tf.training.steps import make_eval_step
+    from alexnet_tf.evaluation.eval_step import make_eval_step
 
     b, s = args.batch_size, args.image_size
     rng = np.random.default_rng(0)

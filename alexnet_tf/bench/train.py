@@ -15,9 +15,9 @@ import time
 import numpy as np
 from absl import flags
 
-from alexnet_tf import cli
 from alexnet_tf.bench import common
 from alexnet_tf.bench.common import environment, peak_rss_mb, report
+from alexnet_tf.cli import configs, options
 
 
 def forward_macs(model):
@@ -86,7 +86,7 @@ def _window(run_step, steps):
 
 def define_flags(fv):
     common.define_batch_size_flag(fv, 32)
-    cli.define_data_flags(fv, only=("image_size",))
+    options.define_data_flags(fv, only=("image_size",))
     flags.DEFINE_integer(
         "num_classes", 1000, "Classes of the model.", flag_values=fv, lower_bound=2
     )
@@ -98,7 +98,7 @@ def define_flags(fv):
         windows=(5, "Timed windows (median)."),
     )
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the step.", flag_values=fv)
-    cli.define_mixed_precision_flag(fv)
+    options.define_mixed_precision_flag(fv)
     flags.DEFINE_bool("no_baseline", False, "Skip the Keras baseline.", flag_values=fv)
 
 
@@ -107,7 +107,7 @@ def main(argv=None):
 
 
 def run(args, _):
-    cli.data_config(args, log_resize=False)  # checks --image_size
+    configs.data_config(args, log_resize=False)  # checks --image_size
     import keras
     import tensorflow as tf
 

@@ -1,11 +1,12 @@
 """The tf.data pipeline that training and evaluation call: sources in, batches out.
 
-    inputs = prepare_inputs(cfg.data, model_dir)           # checks, bad files, stats; once
+    inputs = prepare_inputs(cfg.data, model_dir)           # data.inputs: checks, stats; once
     ds = build_dataset(cfg.data, inputs.train, training=True, batch_size=128,
                        stats=inputs.stats, epoch=e, skip_batches=k, input_context=ctx)
 
 Batches are `(images, labels)`: float32 (B, S, S, 3) -- (B, 10, S, S, 3) with
-`crops=10` -- and int32 (B,). This module only composes `preprocess`'s pure functions:
+`crops=10` -- and int32 (B,). This module orders, shards, reads and batches; what is done
+to each image is `transforms`' (built on `image_ops`' pure functions):
 
 - Order: the files of a split are permuted per epoch from (seed, epoch) (records: the
   shard files are, and a bounded buffer of still-encoded records is shuffled), so an epoch's
@@ -24,55 +25,17 @@ Batches are `(images, labels)`: float32 (B, S, S, 3) -- (B, 10, S, S, 3) with
   counted (`map_or_drop`); `evaluation.score` checks the count against the allowance.
 """
 
-import dataclasses
-import json
 import logging
 import math
 
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.data import file_check, image_ops
-from alexnet_tf.data.sources import load_source
-from alexnet_tf.data.statistics import load_or_compute_stats, load_stats
+from alexnet_tf.data import file_check
+from alexnet_tf.data.transforms import eval_transform, train_transform
 from alexnet_tf.errors import UserError
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Inputs:
-    """What `prepare_inputs` checked: the sources, and the statistics to normalise with."""
-
-    train: object  # sources.Source or None (evaluation)
-    val: object  # sources.Source
-    stats: object  # input_stats.InputStats
-
-    @property
-    def num_classes(self):
-        return self.val.num_classes
-
-
-def prepare_inputs(cfg, model_dir, *, training=True, poll=None):
-    """Check the data once before any training: structure, bad files, input statistics.
-
-    Raises `UserError` (one line, naming the path) on a structural mistake or too many bad
-    files. Bad files go to `model_dir/bad_files_<split>.json`; the statistics are computed
-    from the train split (training) or loaded (evaluation) from `model_dir/input_stats.npz`.
-    `poll` is called often during the long parts (it may raise to stop).
-    """
-    checks = {"mode": cfg.check_files, "max_bad_fraction": cfg.max_bad_fraction, "poll": poll}
-    val = load_source(cfg, "val")
-    train = load_source(cfg, "train") if training else None
-    if train is not None and train.class_names != val.class_names:
-        raise UserError(f"{train.root} and {val.root} have different classes")
-    if train is not None:
-        train = file_check.drop_bad_files(train, model_dir, **checks)
-    val = file_check.drop_bad_files(val, model_dir, **checks)
-    if not training:
-        return Inputs(train=None, val=val, stats=load_stats(model_dir))
-    stats = load_or_compute_stats(cfg, train, model_dir, poll=poll)
-    return Inputs(train=train, val=val, stats=stats)
 
 
 def num_batches(source, batch_size, input_context=None, training=True):
@@ -99,7 +62,7 @@ def build_dataset(
     crops=1,
     input_context=None,
 ):
-    """Batches of one epoch of `source` (a `sources.Source`) preprocessed as `cfg` says.
+    """Batches of one epoch of `source` (a `layouts.Source`) preprocessed as `cfg` says.
 
     `training`: random crop, flip and PCA lighting in a per-epoch order; else the centre
     crop (`crops=1`) or the paper's 10 crops (`crops=10`) in file order. `batch_size` is
@@ -320,20 +283,6 @@ def _label_checker(source):
     return check
 
 
-# -------------------------------------------------------------------------- per example
-
-
-def _pca_constants(cfg):
-    if not cfg.pca_file:
-        return image_ops.PCA_EIGVAL, image_ops.PCA_EIGVEC
-    try:
-        with open(cfg.pca_file, encoding="utf-8") as f:
-            pca = json.load(f)
-        return tuple(pca["pca_eigval"]), tuple(map(tuple, pca["pca_eigvec"]))
-    except (OSError, ValueError, KeyError) as error:
-        raise UserError(f"--pca_file {cfg.pca_file} is not a data_stats JSON: {error}") from None
-
-
 def _check_sizes(cfg, source):
     if not 0 < cfg.image_size <= cfg.resize:
         raise UserError(f"--image_size {cfg.image_size} must be in 1..--resize {cfg.resize}")
@@ -344,74 +293,3 @@ def _check_sizes(cfg, source):
             source.resize,
             cfg.resize,
         )
-
-
-def train_transform(cfg, stats, epoch):
-    """`fn(contents, index)` -> one augmented, normalised training image (S, S, 3).
-
-    `contents` are the encoded bytes, `index` the example's index (keys its randomness).
-    """
-    size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
-    pca = _pca_constants(cfg)
-    mean = tf.constant(stats.mean(cfg.mean), tf.float32)
-    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
-    pixel_mean = cfg.mean == "pixel"
-
-    def fn(contents, index):
-        key_crop, key_flip, key_light = tf.unstack(
-            image_ops.split_key(image_ops.example_key(cfg.seed, epoch, index), 3)
-        )
-        offset = image_ops.random_offset(key_crop, resize, size)
-        mirror = image_ops.random_flip(key_flip)
-        if cfg.fused_crop:  # flip the small uint8 window, then scale it
-            window = image_ops.decode_window(contents, resize, size, offset)
-            image = image_ops.resize_to(image_ops.flip(window, mirror), size, antialias)
-        else:
-            image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
-            image = image_ops.crop(image_ops.center_crop(image, resize), offset, size)
-            image = image_ops.flip(image, mirror)
-        shift = image_ops.pca_shift(key_light, cfg.pca_std, *pca)
-        mean_crop = (
-            image_ops.flip(image_ops.crop(mean, offset, size), mirror) if pixel_mean else mean
-        )
-        image = image_ops.light_and_normalize(image, shift, mean_crop, scale)
-        return tf.ensure_shape(image, [size, size, 3])
-
-    return fn
-
-
-def eval_transform(cfg, stats, crops=1):
-    """`fn(contents, index)` -> the centre crop (S, S, 3) or the 10 crops (10, S, S, 3).
-
-    Deterministic (`index` is ignored); also what an exported serving graph maps over
-    encoded images, so serving preprocesses exactly as evaluation does.
-    """
-    size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
-    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
-    if crops == 1:
-        mean = tf.constant(stats.center_mean(cfg.mean, size), tf.float32)
-        offset = [(resize - size) // 2] * 2
-
-        def center(contents, index):
-            del index
-            if cfg.fused_crop:
-                window = image_ops.decode_window(contents, resize, size, offset)
-                image = image_ops.resize_to(window, size, antialias)
-            else:
-                image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
-                image = image_ops.center_crop(image_ops.center_crop(image, resize), size)
-            return tf.ensure_shape(image_ops.normalize(image, mean, scale), [size, size, 3])
-
-        return center
-    mean = stats.mean(cfg.mean)
-    if cfg.mean == "pixel":
-        mean = image_ops.ten_crops(tf.constant(mean, tf.float32), size)  # (10, S, S, 3)
-    mean = tf.constant(mean, tf.float32)
-
-    def ten(contents, index):
-        del index
-        image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
-        image = image_ops.ten_crops(image_ops.center_crop(image, resize), size)
-        return tf.ensure_shape(image_ops.normalize(image, mean, scale), [10, size, size, 3])
-
-    return ten

@@ -1,21 +1,4 @@
-"""Write the paper's 256x256 images into TFRecord shards once, so epochs decode small JPEGs.
-
-    python -m alexnet_tf.prepare --data_dir DIR --output_dir OUT [--resize 256]
-
-`--resize` defaults to the paper's 256. To train at a smaller `--image_size S`, prepare
-with `--resize` S x 256/227, rounded (76 at 67): training's own default for that size.
-
-Reads image files (`--dataset folder`, the default, or `demo`; a flat val/ with
-`--val_labels`), leaves out and reports the bad files (`OUT/bad_files_<split>.json`),
-scales each image's shorter side to `--resize`, keeps the centre square (what training
-and evaluation use; the paper's own preprocessing), re-encodes it as RGB JPEG
-(quality 95, 4:2:0 chroma like most originals: 10 % faster to decode than 4:4:4), writes
-`OUT/train-00000-of-000NN` and `OUT/validation-...` with the inception/TF-Slim keys
-(`image/encoded`, `image/class/label` = class index + 1, `image/class/synset`,
-`image/filename`, ...) plus `OUT/dataset_info.json` (class names, counts, label offset).
-Training files are written in a shuffled order so that every shard mixes the classes.
-Then train with `--data_dir OUT` (detected as TFRecord) or `--dataset tfrecord`.
-"""
+"""TFRecord shards of the paper's 256x256 images: `prepare` (`python -m alexnet_tf.prepare`)."""
 
 import json
 import logging
@@ -25,10 +8,8 @@ import sys
 import time
 
 import numpy as np
-from absl import flags
 
-from alexnet_tf import cli
-from alexnet_tf.data.sources import INFO_FILE, RECORD_PREFIXES
+from alexnet_tf.data.layouts import INFO_FILE, RECORD_PREFIXES
 from alexnet_tf.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -36,14 +17,14 @@ log = logging.getLogger(__name__)
 
 def prepare(cfg, output_dir, *, images_per_shard=1024, quality=95, progress=sys.stderr):
     """Write both splits of `cfg`'s data as TFRecord shards under `output_dir`."""
-    from alexnet_tf.data import file_check, sources
+    from alexnet_tf.data import file_check, layouts
 
     os.makedirs(output_dir, exist_ok=True)
     if os.path.isfile(os.path.join(output_dir, INFO_FILE)):
         raise UserError(f"--output_dir {output_dir} already holds prepared data ({INFO_FILE})")
     counts, class_names = {}, None
     for split in ("train", "val"):
-        source = sources.load_source(cfg, split)
+        source = layouts.load_source(cfg, split)
         if source.kind != "files":
             raise UserError(f"--dataset {cfg.dataset}: prepare reads image files, not records")
         source = file_check.drop_bad_files(
@@ -140,48 +121,3 @@ def _example(jpeg, label, class_names, path, resize):
         "image/filename": b(os.path.basename(str(path)).encode()),
     }
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
-
-
-# The data flags prepare reads: which images, how the bad ones are handled, the size.
-DATA_FLAGS = (
-    "data_dir",
-    "dataset",
-    "val_labels",
-    "resize",
-    "check_files",
-    "max_bad_fraction",
-    "seed",
-)
-
-
-def define_flags(fv):
-    cli.define_data_flags(fv, only=DATA_FLAGS)
-    flags.DEFINE_string("output_dir", None, "Where the shards go.", flag_values=fv)
-    flags.DEFINE_integer(
-        "images_per_shard", 1024, "Images per TFRecord shard.", flag_values=fv, lower_bound=1
-    )
-    flags.DEFINE_integer(
-        "quality", 95, "JPEG quality of the shards.", flag_values=fv, lower_bound=1, upper_bound=100
-    )
-
-
-def run(fv, args):
-    del args
-    if not fv.data_dir:
-        raise UserError("prepare needs --data_dir (the image folders)")
-    if not fv.output_dir:
-        raise UserError("prepare needs --output_dir (where the shards go)")
-    cfg = cli.data_config(fv)
-    info = prepare(cfg, fv.output_dir, images_per_shard=fv.images_per_shard, quality=fv.quality)
-    print(f"wrote {info['num_examples']} images to {fv.output_dir}")
-    return 0
-
-
-def main(argv=None):
-    """`python -m alexnet_tf.prepare --data_dir DIR --output_dir OUT`; the exit status."""
-    argv = sys.argv[1:] if argv is None else argv
-    return cli.command(argv, "python -m alexnet_tf.prepare", define_flags, run)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

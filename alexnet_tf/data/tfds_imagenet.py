@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from alexnet_tf.data.sources import Source
+from alexnet_tf.data.source import Source
 from alexnet_tf.errors import UserError
 
 TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")

@@ -26,8 +26,8 @@ import re
 import tensorflow as tf
 from tensorflow.python.eager import context as tf_context
 
+from alexnet_tf.config import CHECKPOINT_DIR
 from alexnet_tf.errors import TrainingStopped, UserError
-from alexnet_tf.training.checkpoints import CHECKPOINT_DIR
 
 log = logging.getLogger(__name__)
 

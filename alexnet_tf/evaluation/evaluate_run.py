@@ -23,13 +23,13 @@ import keras
 import tensorflow as tf
 
 from alexnet_tf.data.file_check import drop_bad_files, report_file
-from alexnet_tf.data.sources import load_source
+from alexnet_tf.data.layouts import load_source
 from alexnet_tf.data.statistics import STATS_FILE, load_stats
 from alexnet_tf.distribute.strategies import check_batch_size, configure_cpu_devices, make_placement
 from alexnet_tf.errors import UserError
 from alexnet_tf.evaluation import class_names, model_files, report
+from alexnet_tf.evaluation.eval_step import make_eval_step
 from alexnet_tf.evaluation.scoring import score
-from alexnet_tf.training.steps import make_eval_step
 
 log = logging.getLogger(__name__)
 

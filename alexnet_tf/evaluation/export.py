@@ -33,7 +33,7 @@ import keras
 import tensorflow as tf
 
 from alexnet_tf.atomic import write_json
-from alexnet_tf.data import pipeline
+from alexnet_tf.data.transforms import eval_transform
 from alexnet_tf.model.alexnet import build_from_config, float32_policy
 from alexnet_tf.model.layers import copy_weights
 
@@ -81,7 +81,7 @@ def load_class_names(model_dir):
 
 def export_saved_model(model, data_cfg, stats, class_names, model_dir, top_k=5):
     """Writes `model_dir/saved_model` with a JPEG-bytes-in, top-k-out serving signature."""
-    preprocess_one = pipeline.eval_transform(data_cfg, stats, crops=1)
+    preprocess_one = eval_transform(data_cfg, stats, crops=1)
     size = data_cfg.image_size
     k = min(top_k, len(class_names))
     names = tf.constant(list(class_names))

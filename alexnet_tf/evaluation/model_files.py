@@ -29,12 +29,12 @@ import keras
 import tensorflow as tf
 
 from alexnet_tf import config as config_lib
+from alexnet_tf.config import CHECKPOINT_DIR
 from alexnet_tf.errors import UserError
 from alexnet_tf.evaluation import export
 from alexnet_tf.model import layers as _layers  # noqa: F401  registers TowerConv2D
 from alexnet_tf.model import lrn as _lrn  # noqa: F401  registers LocalResponseNormalization
 from alexnet_tf.model.alexnet import build_from_config, float32_policy
-from alexnet_tf.training.checkpoints import CHECKPOINT_DIR
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,29 +1,11 @@
-"""`python -m alexnet_tf.predict IMAGE... [--model_dir DIR | --model PATH] [--top 5]`.
-
-Prints each image's most probable classes with their probabilities and names:
-
-    photos/cat.jpg
-       1.  n02123045  tabby         71.9%
-       2.  n02124075  Egyptian cat  17.3%
-
-The model is the one `evaluate.py` would score (`model_files`), its input preprocessing
-the run's (run.json, input_stats.npz), its class names the run's classes.json. For
-ImageNet those are WordNet ids; readable names come from a synset file
-(`imagenet_names`): `--synset_words FILE`, or LOC_synset_mapping.txt / synset_words.txt
-in the model's folder or the run's data folder. `--crops 10` (default) averages the
-paper's 10 crops, as evaluation does; `--crops 1` takes the centre crop, as the exported
-SavedModel's serving signature does.
-"""
+"""A trained model's top classes for image files: `Predictor` (`python -m alexnet_tf.predict`)."""
 
 import dataclasses
 import logging
 import os
-import sys
 
 import numpy as np
-from absl import flags
 
-from alexnet_tf import cli
 from alexnet_tf.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -96,7 +78,7 @@ class Predictor:
         """
         import tensorflow as tf
 
-        from alexnet_tf.data.pipeline import eval_transform
+        from alexnet_tf.data.transforms import eval_transform
 
         if crops not in (1, 10):
             raise UserError(f"--crops {crops} is not 1 or 10")
@@ -157,36 +139,3 @@ def _preprocessed(path, transform):
         message = err.message.splitlines()[0] if err.message else type(err).__name__
         raise UserError(f"{path} cannot be decoded: {message}") from None
     return image.reshape(-1, *image.shape[-3:])
-
-
-def define_flags(fv):
-    cli.define_model_file_flags(fv, "A training run's folder: its final model.keras.")
-    flags.DEFINE_integer("top", 5, "Classes shown per image.", flag_values=fv)
-    cli.define_crops_flag(fv)
-    flags.DEFINE_string(
-        "synset_words",
-        None,
-        "'wnid name, ...' lines (LOC_synset_mapping.txt) for ImageNet.",
-        flag_values=fv,
-    )
-
-
-def run(fv, images):
-    from alexnet_tf.quiet import tensorflow_imported
-
-    tensorflow_imported()
-    cli.positive("top", fv.top)
-    predictor = Predictor.from_files(fv.model_dir, fv.model, fv.synset_words, images=images)
-    tops = predictor.top(images, fv.top, int(fv.crops))
-    print(predictor.format(images, tops))
-    return 0
-
-
-def main(argv=None):
-    """`python -m alexnet_tf.predict IMAGE... [flags]`; returns the exit status."""
-    argv = sys.argv[1:] if argv is None else argv
-    return cli.command(argv, "python -m alexnet_tf.predict", define_flags, run, "IMAGE")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Scoring a model on a split: the loop shared by validation during training and evaluate.py.
 
-`score` runs `steps.make_eval_step` over the split's batches under the run's strategy and
+`score` runs `eval_step.make_eval_step` over the split's batches under the run's strategy and
 sums what the step counts, so every image counts exactly once whatever the number of
 replicas; it returns accuracies as fractions of the images actually scored.
 

@@ -21,11 +21,10 @@ import shutil
 import numpy as np
 import tensorflow as tf
 
+from alexnet_tf.config import CHECKPOINT_DIR
 from alexnet_tf.model.layers import seed_states
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
 
 
 class RunState(tf.Module):

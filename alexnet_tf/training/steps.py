@@ -1,27 +1,17 @@
-"""One training step and one evaluation step, for any tf.distribute strategy.
+"""One training step, for any tf.distribute strategy (its evaluation twin:
+`evaluation.eval_step`).
 
-The trainer, the evaluator and the benchmarks all call these, so what is
-measured is what trains. Steps run under `strategy.run` inside a `tf.function`;
+The trainer and the benchmarks both call it, so what is measured is what trains.
+Steps run under `strategy.run` inside a `tf.function`;
 the loss is summed per example and divided by the global batch, so gradients
 summed over replicas equal the gradient of the global batch's mean loss.
 """
 
 import tensorflow as tf
 
+from alexnet_tf.evaluation.eval_step import loss_and_hits
+
 _SUM = tf.distribute.ReduceOp.SUM
-
-
-def _loss_and_hits(logits, labels):
-    """Summed cross-entropy and top-1 / top-5 hit counts of one (sub-)batch."""
-    logits = tf.cast(logits, tf.float32)  # float32 softmax under mixed precision
-    labels = tf.cast(labels, tf.int32)
-    loss = tf.reduce_sum(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    )
-    k = min(5, logits.shape[-1])
-    top1 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32))
-    top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32))
-    return loss, top1, top5
 
 
 def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=False):
@@ -37,7 +27,7 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
 
     def replica_step(images, labels):
         logits = model(images, training=True)
-        loss_sum, top1, top5 = _loss_and_hits(logits, labels)
+        loss_sum, top1, top5 = loss_and_hits(logits, labels)
         loss = loss_sum / global_batch_size
         grads = tf.gradients(optimizer.scale_loss(loss), variables)
         optimizer.apply(grads, variables)
@@ -53,57 +43,6 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
         return {k: strategy.reduce(_SUM, v, axis=None) for k, v in per_replica.items()}
 
     return train_step
-
-
-def make_eval_step(model, strategy):
-    """A `tf.function(images, labels) -> {loss, top1, top5, count, class_count, class_top1}`.
-
-    All values are sums over the batch and the replicas; `class_*` are per class.
-
-    `images` is `(B, S, S, 3)`, or `(B, crops, S, S, 3)` for multi-crop testing:
-    the softmax probabilities of an image's crops are averaged (paper Sec. 4.1),
-    and the loss is the cross-entropy of that average. Partial and empty batches
-    are fine: every image counts once.
-    """
-
-    num_classes = model.output_shape[-1]
-
-    def forward(images):
-        if images.shape.rank == 5:
-            crops = tf.shape(images)[1]
-            flat = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], 0))
-            probs = tf.nn.softmax(tf.cast(model(flat, training=False), tf.float32))
-            probs = tf.reduce_mean(tf.reshape(probs, [-1, crops, num_classes]), axis=1)
-            return tf.math.log(probs + 1e-12)
-        return tf.cast(model(images, training=False), tf.float32)
-
-    def replica_step(images, labels):
-        # A replica's share of the last partial batch can be empty, and TF 2.21's
-        # oneDNN convolution returns its input unchanged for an empty batch.
-        logits = tf.cond(
-            tf.shape(images)[0] > 0,
-            lambda: forward(images),
-            lambda: tf.zeros([0, num_classes], tf.float32),
-        )
-        loss, top1, top5 = _loss_and_hits(logits, labels)
-        labels = tf.cast(labels, tf.int32)
-        hits = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), labels), tf.float32)
-        return {
-            "loss": loss,
-            "top1": top1,
-            "top5": top5,
-            "count": tf.cast(tf.shape(labels)[0], tf.float32),
-            # Per class: images scored and top-1 hits, (num_classes,) each.
-            "class_count": tf.math.unsorted_segment_sum(tf.ones_like(hits), labels, num_classes),
-            "class_top1": tf.math.unsorted_segment_sum(hits, labels, num_classes),
-        }
-
-    @tf.function
-    def eval_step(images, labels):
-        per_replica = strategy.run(replica_step, args=(images, labels))
-        return {k: strategy.reduce(_SUM, v, axis=None) for k, v in per_replica.items()}
-
-    return eval_step
 
 
 def make_finite_check(variables):

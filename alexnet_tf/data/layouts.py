@@ -1,4 +1,4 @@
-"""Where the examples come from: one `Source` per split, whatever layout the user has.
+"""The layouts on disk that a split's `Source` is read from, whatever layout the user has.
 
 `load_source(cfg, split)` turns `DataConfig` into a `Source`: either a list of image files
 with labels (folder layout, flat val/ plus a labels file, the demo) or a list of TFRecord
@@ -19,13 +19,13 @@ Layouts (see docs/DATA.md):
 - demo: generated JPEG class folders (`alexnet_tf.data.demo`).
 """
 
-import dataclasses
 import json
 import logging
 import os
 
 import numpy as np
 
+from alexnet_tf.data.source import Source
 from alexnet_tf.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -34,39 +34,6 @@ RECORD_PREFIXES = {"train": ("train-",), "val": ("validation-", "val-")}
 INFO_FILE = "dataset_info.json"  # written by alexnet_tf.prepare next to its shards
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class Source:
-    """One split's examples.
-
-    kind "files": `paths` are image files and `labels` their class indices (int32).
-    kind "records": `paths` are TFRecord files; each record holds the encoded image under
-    `image_key` and the label under `label_key`; class index = label - `label_offset`.
-    """
-
-    kind: str  # files | records
-    split: str  # train | val
-    root: str  # the folder named in messages
-    paths: np.ndarray  # str (N,)
-    labels: np.ndarray | None  # int32 (N,), files only
-    class_names: tuple[str, ...]
-    num_examples: int
-    image_key: str = "image/encoded"
-    label_key: str = "image/class/label"
-    label_offset: int = 0
-    resize: int | None = None  # records prepared at this size, if known
-    report_dir: str | None = None  # where bad_files_<split>.json goes (file_check)
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    def subset(self, keep):
-        """The same source restricted to the files where `keep` (bool (N,)) is true."""
-        return dataclasses.replace(
-            self, paths=self.paths[keep], labels=self.labels[keep], num_examples=int(keep.sum())
-        )
 
 
 def load_source(cfg, split):

@@ -1,0 +1,94 @@
+"""What is done to each image: the paper's training augmentation (random crop, flip, PCA
+lighting, mean subtraction) and evaluation's centre or 10 crops, as `fn(contents, index)`.
+
+Built on `image_ops`' pure functions; `pipeline` maps them over a split.
+"""
+
+import json
+
+import tensorflow as tf
+
+from alexnet_tf.data import image_ops
+from alexnet_tf.errors import UserError
+
+
+def _pca_constants(cfg):
+    if not cfg.pca_file:
+        return image_ops.PCA_EIGVAL, image_ops.PCA_EIGVEC
+    try:
+        with open(cfg.pca_file, encoding="utf-8") as f:
+            pca = json.load(f)
+        return tuple(pca["pca_eigval"]), tuple(map(tuple, pca["pca_eigvec"]))
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"--pca_file {cfg.pca_file} is not a data_stats JSON: {error}") from None
+
+
+def train_transform(cfg, stats, epoch):
+    """`fn(contents, index)` -> one augmented, normalised training image (S, S, 3).
+
+    `contents` are the encoded bytes, `index` the example's index (keys its randomness).
+    """
+    size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
+    pca = _pca_constants(cfg)
+    mean = tf.constant(stats.mean(cfg.mean), tf.float32)
+    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
+    pixel_mean = cfg.mean == "pixel"
+
+    def fn(contents, index):
+        key_crop, key_flip, key_light = tf.unstack(
+            image_ops.split_key(image_ops.example_key(cfg.seed, epoch, index), 3)
+        )
+        offset = image_ops.random_offset(key_crop, resize, size)
+        mirror = image_ops.random_flip(key_flip)
+        if cfg.fused_crop:  # flip the small uint8 window, then scale it
+            window = image_ops.decode_window(contents, resize, size, offset)
+            image = image_ops.resize_to(image_ops.flip(window, mirror), size, antialias)
+        else:
+            image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+            image = image_ops.crop(image_ops.center_crop(image, resize), offset, size)
+            image = image_ops.flip(image, mirror)
+        shift = image_ops.pca_shift(key_light, cfg.pca_std, *pca)
+        mean_crop = (
+            image_ops.flip(image_ops.crop(mean, offset, size), mirror) if pixel_mean else mean
+        )
+        image = image_ops.light_and_normalize(image, shift, mean_crop, scale)
+        return tf.ensure_shape(image, [size, size, 3])
+
+    return fn
+
+
+def eval_transform(cfg, stats, crops=1):
+    """`fn(contents, index)` -> the centre crop (S, S, 3) or the 10 crops (10, S, S, 3).
+
+    Deterministic (`index` is ignored); also what an exported serving graph maps over
+    encoded images, so serving preprocesses exactly as evaluation does.
+    """
+    size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
+    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
+    if crops == 1:
+        mean = tf.constant(stats.center_mean(cfg.mean, size), tf.float32)
+        offset = [(resize - size) // 2] * 2
+
+        def center(contents, index):
+            del index
+            if cfg.fused_crop:
+                window = image_ops.decode_window(contents, resize, size, offset)
+                image = image_ops.resize_to(window, size, antialias)
+            else:
+                image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+                image = image_ops.center_crop(image_ops.center_crop(image, resize), size)
+            return tf.ensure_shape(image_ops.normalize(image, mean, scale), [size, size, 3])
+
+        return center
+    mean = stats.mean(cfg.mean)
+    if cfg.mean == "pixel":
+        mean = image_ops.ten_crops(tf.constant(mean, tf.float32), size)  # (10, S, S, 3)
+    mean = tf.constant(mean, tf.float32)
+
+    def ten(contents, index):
+        del index
+        image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+        image = image_ops.ten_crops(image_ops.center_crop(image, resize), size)
+        return tf.ensure_shape(image_ops.normalize(image, mean, scale), [10, size, size, 3])
+
+    return ten
