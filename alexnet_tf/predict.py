@@ -9,7 +9,7 @@ Prints each image's most probable classes with their probabilities and names:
 The model is the one `evaluate.py` would score (`model_files`), its input preprocessing
 the run's (run.json, input_stats.npz), its class names the run's classes.json. For
 ImageNet those are WordNet ids; readable names come from a synset file
-(`imagenet_names`): `--synset_words FILE`, or LOC_synset_mapping.txt / synset_words.txt
+(`evaluation.class_names`): `--synset_words FILE`, or LOC_synset_mapping.txt / synset_words.txt
 in the model's folder or the run's data folder. `--crops 10` (default) averages the
 paper's 10 crops, as evaluation does; `--crops 1` takes the centre crop, as the exported
 SavedModel's serving signature does.

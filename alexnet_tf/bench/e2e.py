@@ -1,7 +1,7 @@
 """`python -m alexnet_tf.bench e2e`: the training step fed by the real input pipeline.
 
 Runs the real train step (`steps.make_train_step`) on batches from
-`input_pipeline.build_dataset(training=True)` (files read and decoded afresh, full
+`pipeline.build_dataset(training=True)` (files read and decoded afresh, full
 augmentation, prefetching as in training) and, in the same process with windows
 interleaved, the same step on one batch held in memory. The ratio e2e / in-memory
 says whether the input keeps up: 1.0 means training never waits for data. On a CPU

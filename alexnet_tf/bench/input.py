@@ -1,6 +1,6 @@
 """`python -m alexnet_tf.bench input`: images/s of the training input pipeline.
 
-Measures `input_pipeline.build_dataset(training=True)` exactly as training uses it:
+Measures `pipeline.build_dataset(training=True)` exactly as training uses it:
 read, decode, resize, random crop, flip, PCA lighting, mean subtraction and scaling,
 batching. Nothing decoded is cached: every timed batch reads and decodes its files
 afresh (the OS page cache still holds the files, as it would after the first epoch).

@@ -17,7 +17,7 @@ Each bad file is logged once with its path and reason and written to
 report instead of checking again. More than `max_bad_fraction` bad files is a `UserError`.
 
 A file the check passes but TF still cannot decode is left out by the pipeline that reads
-it (`input_pipeline`), which calls `record_dropped`: the file is logged once and added to
+it (`pipeline`), which calls `record_dropped`: the file is logged once and added to
 the same report's "dropped" list. Those files stay in the split (leaving them out would
 change every epoch's order), so a resumed run reads, and drops, them again.
 """

@@ -1,7 +1,7 @@
 """The paper's preprocessing (Sec. 2 and 4.1) as small pure TF functions over one image.
 
 Every function takes tensors and plain values and returns tensors; none reads a config,
-a file or a global random state. `input_pipeline` composes them; tests call them both
+a file or a global random state. `transforms` composes them; tests call them both
 eagerly and inside `tf.data`.
 
 Geometry (the paper): rescale the shorter side to `resize` (256), take the centre

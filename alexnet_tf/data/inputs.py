@@ -13,9 +13,9 @@ from alexnet_tf.errors import UserError
 class Inputs:
     """What `prepare_inputs` checked: the sources, and the statistics to normalise with."""
 
-    train: object  # layouts.Source or None (evaluation)
-    val: object  # layouts.Source
-    stats: object  # input_stats.InputStats
+    train: object  # source.Source or None (evaluation)
+    val: object  # source.Source
+    stats: object  # statistics.InputStats
 
     @property
     def num_classes(self):

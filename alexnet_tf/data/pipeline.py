@@ -62,7 +62,7 @@ def build_dataset(
     crops=1,
     input_context=None,
 ):
-    """Batches of one epoch of `source` (a `layouts.Source`) preprocessed as `cfg` says.
+    """Batches of one epoch of `source` (a `source.Source`) preprocessed as `cfg` says.
 
     `training`: random crop, flip and PCA lighting in a per-epoch order; else the centre
     crop (`crops=1`) or the paper's 10 crops (`crops=10`) in file order. `batch_size` is

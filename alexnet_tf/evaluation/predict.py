@@ -17,7 +17,7 @@ class Predictor:
 
     model: object  # keras.Model: preprocessed images (B, S, S, 3) -> logits (B, C)
     data_cfg: object  # config.DataConfig: image_size, resize, mean, normalize, ...
-    stats: object  # input_stats.InputStats
+    stats: object  # statistics.InputStats
     class_names: tuple[str, ...]
     readable: tuple[str, ...] | None = None  # readable names, same order
 
