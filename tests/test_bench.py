@@ -39,7 +39,7 @@ def step_calls(monkeypatch):
         return make_recorded
 
     monkeypatch.setattr(steps, "make_train_step", recorded(steps.make_train_step))
-    monkeypatch.setattr(steps, "make_eval_step", recorded(eval_step.make_eval_step))
+    monkeypatch.setattr(eval_step, "make_eval_step", recorded(eval_step.make_eval_step))
     return calls
 
 
