@@ -41,6 +41,16 @@ def example_key(seed, epoch, index):
     return tf.random.experimental.stateless_fold_in(key, tf.cast(index, tf.int64))
 
 
+def epoch_key_part(seed, epoch):
+    """The half of every `example_key(seed, epoch, index)` that does not depend on `index`.
+
+    `stateless_fold_in(key, data)` is `[a draw keyed by key, data]`, so the example's key is
+    `[epoch_key_part(seed, epoch), index]`: one draw per epoch instead of two per example
+    (`tests/test_augmentation_speed_path.py` holds the two ways equal). -> int64 scalar.
+    """
+    return example_key(seed, epoch, 0)[0]
+
+
 def split_key(key, num):
     """`num` independent keys from one: int64 (num, 2)."""
     return tf.random.experimental.stateless_split(key, num=num)
@@ -124,6 +134,15 @@ def flip(image, mirror):
     """The image mirrored left-right if `mirror` (scalar bool), else unchanged."""
     image = tf.convert_to_tensor(image)
     return tf.cond(mirror, lambda: tf.reverse(image, axis=[-2]), lambda: image)
+
+
+def crop_mirrored(pair, offset, size, mirror):
+    """`flip(crop(pair[0], offset, size), mirror)` as one slice, with `pair` the stack of an
+    image and its mirror (2, H, W, C): the mirror of a crop is the crop of the mirror at
+    the mirrored x offset. Copies S x S pixels once instead of twice. -> (S, S, C)."""
+    x = tf.where(mirror, tf.shape(pair)[2] - size - offset[1], offset[1])
+    start = tf.stack([tf.cast(mirror, tf.int32), offset[0], x, 0])
+    return tf.reshape(tf.slice(pair, start, [1, size, size, -1]), [size, size, -1])
 
 
 def ten_crop_offsets(height, width, size):

@@ -6,6 +6,7 @@ Built on `image_ops`' pure functions; `pipeline` maps them over a split.
 
 import json
 
+import numpy as np
 import tensorflow as tf
 
 from alexnet_tf.data import image_ops
@@ -27,17 +28,25 @@ def train_transform(cfg, stats, epoch):
     """`fn(contents, index)` -> one augmented, normalised training image (S, S, 3).
 
     `contents` are the encoded bytes, `index` the example's index (keys its randomness).
+    The paper's steps composed from `image_ops` with as few ops per image as give the
+    same values bit for bit (tf.data runs every op of this once per image, and each op
+    costs microseconds of overhead on top of its work): the epoch's half of the key drawn
+    once, the mean crop and its mirror as one slice of a (mean, mirrored mean) pair, the
+    row-scaled constants built here. `tests/test_augmentation_speed_path.py` holds it to
+    the plain composition (`example_key`, `crop` then `flip`, `light_and_normalize`).
     """
     size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
     pca = _pca_constants(cfg)
-    mean = tf.constant(stats.mean(cfg.mean), tf.float32)
+    epoch_part = image_ops.epoch_key_part(cfg.seed, epoch)
+    mean = stats.mean(cfg.mean)
     scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
-    pixel_mean = cfg.mean == "pixel"
+    if cfg.mean == "pixel":
+        mean = np.stack([mean, mean[:, ::-1]])  # (2, R, R, 3): as is and mirrored
+    mean = tf.constant(mean, tf.float32)
 
     def fn(contents, index):
-        key_crop, key_flip, key_light = tf.unstack(
-            image_ops.split_key(image_ops.example_key(cfg.seed, epoch, index), 3)
-        )
+        key = tf.stack([epoch_part, tf.cast(index, tf.int64)])  # = example_key(seed, epoch, index)
+        key_crop, key_flip, key_light = tf.unstack(image_ops.split_key(key, 3))
         offset = image_ops.random_offset(key_crop, resize, size)
         mirror = image_ops.random_flip(key_flip)
         if cfg.fused_crop:  # flip the small uint8 window, then scale it
@@ -49,7 +58,7 @@ def train_transform(cfg, stats, epoch):
             image = image_ops.flip(image, mirror)
         shift = image_ops.pca_shift(key_light, cfg.pca_std, *pca)
         mean_crop = (
-            image_ops.flip(image_ops.crop(mean, offset, size), mirror) if pixel_mean else mean
+            image_ops.crop_mirrored(mean, offset, size, mirror) if mean.shape.rank == 4 else mean
         )
         image = image_ops.light_and_normalize(image, shift, mean_crop, scale)
         return tf.ensure_shape(image, [size, size, 3])
