@@ -83,6 +83,8 @@ def test_bench_train_reports_the_images_its_timed_steps_trained_per_second(capsy
         "peak_rss_mb",
         "tf_version",
         "device",
+        "cpu_model",
+        "cpu_features",
     ):
         assert key in result, key
     assert result["batch_size"] == 2 and result["keras_baseline_images_per_sec"] > 0
@@ -106,3 +108,33 @@ def test_bench_e2e_compares_the_fed_step_with_the_in_memory_step(tmp_path, capsy
     )
     assert result["bottleneck"] in ("input", "model")
     assert "12 images" in result["source"]  # 3 classes x 4
+
+
+def test_bench_input_times_the_plain_map_beside_ours(tmp_path, capsys):
+    root = image_folder(tmp_path / "d", per_class=4, size=(70, 80))
+    flags = ["--data_dir", root, "--batch_size", "2", "--image_size", "67", "--resize", "72"]
+    timing = ["--warmup", "1", "--batches", "2", "--windows", "1", "--json"]
+    assert bench.main(["input", *flags, *timing]) == 0
+    result = last_json(capsys)
+    assert result["images"] == 4 and result["plain_images_per_sec"] > 0  # one window
+    # One window each: the ratio is the ratio of the two figures (rounding aside).
+    assert result["vs_plain"] == pytest.approx(
+        result["images_per_sec"] / result["plain_images_per_sec"], rel=0.01
+    )
+    assert result["cpu_model"] and "cpu_features" in result and result["cores_usable"] >= 1
+
+
+def test_machine_names_the_cpu_and_the_instruction_sets_that_matter(tmp_path):
+    from alexnet_tf.bench.common import machine
+
+    cpuinfo = tmp_path / "cpuinfo"
+    intel = "fpu avx avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8 sse4_2"
+    cpuinfo.write_text(
+        f"processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: {intel}\n\n"
+        "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n"
+    )
+    found = machine(str(cpuinfo))
+    assert found["cpu_model"] == "Intel(R) Xeon(R) Platinum 8481C"
+    assert found["cpu_features"] == "avx2 avx512f avx512_bf16 amx_tile amx_bf16"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Old\nflags\t\t: fpu sse2\n")
+    assert machine(str(cpuinfo))["cpu_features"] == "none"

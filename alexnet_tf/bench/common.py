@@ -10,17 +10,52 @@ from absl import flags
 
 from alexnet_tf.cli import app, configs, options
 
+# The instruction sets that decide this net's speed on a CPU, as /proc/cpuinfo names them:
+# AVX2 and AVX-512 (float32 matmuls and convolutions), AVX512_BF16 and AMX (bfloat16).
+CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def machine(cpuinfo="/proc/cpuinfo"):
+    """The CPU the figures belong to, without importing TF (the torch peers use it too):
+    its model name, which of `CPU_FEATURES` it has, the cores this process may use and the
+    load average when the bench started (other work on a shared machine)."""
+    model, features = None, set()
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model is None:
+                    model = value.strip()
+                elif key in ("flags", "Features") and not features:
+                    features = set(value.split())
+                elif key == "" and features:  # the first processor's block is enough
+                    break
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu_model": model,
+        "cpu_features": " ".join(f for f in CPU_FEATURES if f in features) or "none",
+        "cores_usable": cores,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
 
 def environment():
-    """Device, versions and threads the figures were measured with."""
+    """Machine, device, versions and threads the figures were measured with."""
     import tensorflow as tf
 
     threading = tf.config.threading
     gpus = tf.config.list_physical_devices("GPU")
     return {
-        "device": f"{len(gpus)} GPU" if gpus else f"CPU ({platform.processor() or 'cpu'})",
+        **machine(),
+        "device": f"{len(gpus)} GPU" if gpus else "CPU",
         "cpu_count": os.cpu_count(),
         "tf_version": tf.__version__,
+        # oneDNN is on by default on x86 (TF_ENABLE_ONEDNN_OPTS=0 turns it off).
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
         "intra_op_threads": threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": threading.get_inter_op_parallelism_threads(),
     }
@@ -50,22 +85,39 @@ def training_batches(cfg, batch_size, full_only=False):
     of its training batches, epoch after epoch, as `pipeline.build_dataset` makes
     them (input statistics from a small sample: the benches time the work, not the
     numbers). `full_only` skips each epoch's last partial batch, as training does."""
-    from alexnet_tf.data import file_check, layouts, pipeline, statistics
+    source, stats = training_source(cfg)
+    return source, epochs(
+        lambda epoch: training_dataset(cfg, source, stats, batch_size, epoch),
+        only_size=batch_size if full_only else None,
+    )
+
+
+def training_source(cfg):
+    """cfg's train split without its bad files, and input statistics of a small sample."""
+    from alexnet_tf.data import file_check, layouts, statistics
 
     source = file_check.without_bad_files(layouts.load_source(cfg, "train"))
-    stats = statistics.compute_stats(source, resize=cfg.resize, max_images=64)
+    return source, statistics.compute_stats(source, resize=cfg.resize, max_images=64)
 
-    def batches():
-        epoch = 0
-        while True:
-            for images, labels in pipeline.build_dataset(
-                cfg, source, training=True, batch_size=batch_size, stats=stats, epoch=epoch
-            ):
-                if not full_only or images.shape[0] == batch_size:
-                    yield images, labels
-            epoch += 1
 
-    return source, batches()
+def training_dataset(cfg, source, stats, batch_size, epoch):
+    """One epoch of training batches exactly as training builds them."""
+    from alexnet_tf.data import pipeline
+
+    return pipeline.build_dataset(
+        cfg, source, training=True, batch_size=batch_size, stats=stats, epoch=epoch
+    )
+
+
+def epochs(dataset_of_epoch, only_size=None):
+    """Endless `(images, labels)` batches of `dataset_of_epoch(0)`, then of epoch 1, ...;
+    with `only_size`, only the batches of that many images (no partial last batch)."""
+    epoch = 0
+    while True:
+        for images, labels in dataset_of_epoch(epoch):
+            if only_size is None or images.shape[0] == only_size:
+                yield images, labels
+        epoch += 1
 
 
 # The data flags of the benches that read files (`input` adds its preprocessing flags).

@@ -1,7 +1,7 @@
 """Our input pipeline against a PyTorch DataLoader (2 PIL workers) on the same JPEGs.
 
     python -m alexnet_tf.bench.input_vs_torch [--data_dir /tmp/bench_jpegs] [--images 2560] \
-        [--torch_python /tmp/venv/torch/bin/python] [--repeats 3]
+        [--torch_python PYTHON] [--repeats 3]
 
 Writes `--images` photo-like 500x375 JPEGs (smooth colour fields, texture and grain;
 about 60 KB each, ImageNet's average is about 110 KB) into `--data_dir/train/<class>/`
@@ -9,7 +9,10 @@ about 60 KB each, ImageNet's average is about 110 KB) into `--data_dir/train/<cl
 shards (`python -m alexnet_tf.prepare`), then runs, `--repeats` times in turn,
 `python -m alexnet_tf.bench input` on the JPEGs and on the shards and
 `alexnet_tf/bench/torch_input_peer.py` (2 PIL workers) on the JPEGs. On a shared machine the
-best of the repeats is the least disturbed; all runs are printed too, as one JSON line.
+best of the repeats is the least disturbed; all runs are printed too, as one JSON line,
+with `bench input`'s own ratio to a plain decode-resize-crop map and the machine (CPU
+model, instruction sets, load). `--torch_python`: /tmp/venv/torch's Python if it exists,
+else this one (with `pip install torch==2.13.0` beside TF).
 """
 
 import argparse
@@ -20,6 +23,8 @@ import sys
 
 import numpy as np
 from PIL import Image
+
+from alexnet_tf.bench.common import machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -40,6 +45,12 @@ def make_images(data_dir, count, classes=20, size=(500, 375), seed=0, val_per_cl
         Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, quality=90)
 
 
+def default_torch_python():
+    """A separate torch venv if there is one, else this interpreter (torch installed here)."""
+    separate = "/tmp/venv/torch/bin/python"
+    return separate if os.path.exists(separate) else sys.executable
+
+
 def run(cmd):
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -50,7 +61,7 @@ def main():
     p.add_argument("--data_dir", default="/tmp/alexnet_tf_bench_jpegs")
     p.add_argument("--images", type=int, default=2560)
     p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--torch_python", default="/tmp/venv/torch/bin/python")
+    p.add_argument("--torch_python", default=default_torch_python())
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batches", type=int, default=40, help="timed batches per run")
     args = p.parse_args()
@@ -101,10 +112,13 @@ def main():
     }
     runs = {name: [] for name in commands}
     cpu_runs = {name: [] for name in commands}
+    vs_plain = []
     for _ in range(args.repeats):
         for name, command in commands.items():
             out = run(command)
             runs[name].append(out["images_per_sec"])
+            if name == "ours_jpeg":
+                vs_plain.append(out["vs_plain"])
             cpu_runs[name].append(out["images_per_cpu_sec"])
     best = {name: max(rates) for name, rates in runs.items()}
     per_cpu = {name: max(rates) for name, rates in cpu_runs.items()}
@@ -117,9 +131,12 @@ def main():
         "images_per_cpu_sec": per_cpu,
         "ratio_jpeg_per_cpu_sec": round(per_cpu["ours_jpeg"] / per_cpu["torch_jpeg"], 2),
         "ratio_shards_per_cpu_sec": round(per_cpu["ours_shards"] / per_cpu["torch_jpeg"], 2),
+        # bench input's own peer, the plain decode-resize-crop map, in the same process.
+        "ours_jpeg_vs_plain_map": max(vs_plain),
         "runs": runs,
         "cpu_runs": cpu_runs,
         "cpu_count": os.cpu_count(),
+        **machine(),
     }
     print(json.dumps(result))
 

@@ -1,6 +1,6 @@
 """Our training step and forward pass against PyTorch 2.13 on the same net, batch and cores.
 
-    python -m alexnet_tf.bench.train_vs_torch [--torch_python /tmp/venv/torch/bin/python] \
+    python -m alexnet_tf.bench.train_vs_torch [--torch_python PYTHON] \
         [--batch_size 32] [--image_size 227] [--repeats 2]
 
 Runs, `--repeats` times in turn (so both see the same machine), for float32 and for
@@ -8,9 +8,10 @@ bfloat16 mixed precision: `python -m alexnet_tf.bench train` (our step; its Kera
 `Conv2D(groups=2)` baseline in the same process), `python -m alexnet_tf.bench eval` (our
 forward pass and 10-crop step) and `alexnet_tf/bench/torch_train_peer.py` (PyTorch eager and
 `torch.compile`, training and forward). Prints the best of the repeats of each and the
-ratios, as a table and one JSON line. torch lives in its own venv, never in
-requirements.txt: `python -m venv /tmp/venv/torch && /tmp/venv/torch/bin/pip install
-torch==2.13.0 numpy`.
+ratios, as a table and one JSON line, with the machine (CPU model, instruction sets,
+load). torch is never in requirements.txt: `--torch_python` is /tmp/venv/torch's Python
+(`python -m venv /tmp/venv/torch && /tmp/venv/torch/bin/pip install torch==2.13.0 numpy`)
+if it exists, else this one (`pip install torch==2.13.0` beside TF).
 """
 
 import argparse
@@ -18,6 +19,9 @@ import json
 import os
 import subprocess
 import sys
+
+from alexnet_tf.bench.common import machine
+from alexnet_tf.bench.input_vs_torch import default_torch_python
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))  # the repository, where `-m` finds us
@@ -30,7 +34,7 @@ def run(cmd):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--torch_python", default="/tmp/venv/torch/bin/python")
+    p.add_argument("--torch_python", default=default_torch_python())
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--image_size", type=int, default=227)
     p.add_argument("--repeats", type=int, default=2)
@@ -85,7 +89,11 @@ def main():
     for name, value in best.items():
         if name.startswith("ratio"):
             print(f"{name:44s} {value:9.2f}")
-    print(json.dumps({**best, "batch_size": args.batch_size, "image_size": args.image_size}))
+    where = machine()
+    print(f"{'machine':44s} {where['cpu_model']} ({where['cpu_features']})")
+    print(
+        json.dumps({**best, "batch_size": args.batch_size, "image_size": args.image_size, **where})
+    )
 
 
 if __name__ == "__main__":
