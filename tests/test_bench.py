@@ -130,11 +130,13 @@ def test_machine_names_the_cpu_and_the_instruction_sets_that_matter(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     intel = "fpu avx avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8 sse4_2"
     cpuinfo.write_text(
-        f"processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: {intel}\n\n"
+        "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 143\n"
+        f"model name\t: Intel(R) Xeon(R) Platinum 8481C\nflags\t\t: {intel}\n\n"
         "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n"
     )
     found = machine(str(cpuinfo))
     assert found["cpu_model"] == "Intel(R) Xeon(R) Platinum 8481C"
     assert found["cpu_features"] == "avx2 avx512f avx512_bf16 amx_tile amx_bf16"
+    assert found["cpu_family_model"] == "6/143"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Old\nflags\t\t: fpu sse2\n")
     assert machine(str(cpuinfo))["cpu_features"] == "none"

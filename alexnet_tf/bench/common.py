@@ -15,11 +15,25 @@ from alexnet_tf.cli import app, configs, options
 CPU_FEATURES = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
 
 
+# Environment variables that change which kernels, threads or allocator a run gets: two
+# processes whose figures differ should first be compared on these.
+SPEED_KNOBS = (
+    "TF_ENABLE_ONEDNN_OPTS",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "OMP_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "LD_PRELOAD",
+    "MALLOC_ARENA_MAX",
+)
+
+
 def machine(cpuinfo="/proc/cpuinfo"):
     """The CPU the figures belong to, without importing TF (the torch peers use it too):
     its model name, which of `CPU_FEATURES` it has, the cores this process may use and the
     load average when the bench started (other work on a shared machine)."""
-    model, features = None, set()
+    model, features, family = None, set(), {}
     try:
         with open(cpuinfo, encoding="utf-8") as f:
             for line in f:
@@ -27,6 +41,8 @@ def machine(cpuinfo="/proc/cpuinfo"):
                 key = key.strip()
                 if key == "model name" and model is None:
                     model = value.strip()
+                elif key in ("cpu family", "model") and key not in family:
+                    family[key] = value.strip()
                 elif key in ("flags", "Features") and not features:
                     features = set(value.split())
                 elif key == "" and features:  # the first processor's block is enough
@@ -37,9 +53,14 @@ def machine(cpuinfo="/proc/cpuinfo"):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "cpu_model": model,
+        # Family/model tell generations apart when a VM hides the name (AMD 25: Zen 3/4,
+        # 26: Zen 5; Intel 6/143: Sapphire Rapids).
+        "cpu_family_model": "/".join(family.get(k, "?") for k in ("cpu family", "model")),
         "cpu_features": " ".join(f for f in CPU_FEATURES if f in features) or "none",
         "cores_usable": cores,
         "load_average_1min": round(os.getloadavg()[0], 2),
+        "speed_knobs": " ".join(f"{k}={os.environ[k]}" for k in SPEED_KNOBS if k in os.environ)
+        or "none set",
     }
 
 
@@ -54,8 +75,6 @@ def environment():
         "device": f"{len(gpus)} GPU" if gpus else "CPU",
         "cpu_count": os.cpu_count(),
         "tf_version": tf.__version__,
-        # oneDNN is on by default on x86 (TF_ENABLE_ONEDNN_OPTS=0 turns it off).
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
         "intra_op_threads": threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": threading.get_inter_op_parallelism_threads(),
     }
