@@ -140,3 +140,14 @@ def test_machine_names_the_cpu_and_the_instruction_sets_that_matter(tmp_path):
     assert found["cpu_family_model"] == "6/143"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Old\nflags\t\t: fpu sse2\n")
     assert machine(str(cpuinfo))["cpu_features"] == "none"
+
+
+def test_bench_fit_times_a_users_model_fit(capsys):
+    flags = ["--batch_size", "2", "--image_size", "67", "--num_classes", "5"]
+    assert bench.main(["fit", *flags, "--warmup", "1", "--steps", "2", "--json"]) == 0
+    result = last_json(capsys)
+    steps = result["step_images_per_sec"]
+    assert len(steps) == 3  # 1 warm-up + 2 timed
+    # The rate is images over the timed steps' summed time: between their slowest and fastest.
+    assert min(steps[1:]) * 0.99 <= result["images_per_sec"] <= max(steps[1:]) * 1.01
+    assert result["cpu_model"] and result["batch_size"] == 2

@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "train": ("alexnet_tf.bench.train", "training step on in-memory data, vs a Keras baseline"),
     "e2e": ("alexnet_tf.bench.e2e", "training step fed by the input pipeline, vs in-memory"),
     "eval": ("alexnet_tf.bench.eval", "10-crop evaluation step vs the plain forward pass"),
+    "fit": ("alexnet_tf.bench.fit", "a user's own model.fit on build_alexnet()"),
 }
 
 

@@ -5,7 +5,8 @@
 
 Runs, `--repeats` times in turn (so both see the same machine), for float32 and for
 bfloat16 mixed precision: `python -m alexnet_tf.bench train` (our step; its Keras
-`Conv2D(groups=2)` baseline in the same process), `python -m alexnet_tf.bench eval` (our
+`Conv2D(groups=2)` baseline in the same process), in float32 `python -m alexnet_tf.bench
+fit` (a user's own `model.fit` on `build_alexnet()`), `python -m alexnet_tf.bench eval` (our
 forward pass and 10-crop step) and `alexnet_tf/bench/torch_train_peer.py` (PyTorch eager and
 `torch.compile`, training and forward). Prints the best of the repeats of each and the
 ratios, as a table and one JSON line, with the machine (CPU model, instruction sets,
@@ -56,6 +57,9 @@ def main():
             if not mixed:
                 keep("keras_baseline_train_float32", ours["keras_baseline_images_per_sec"])
                 best["peak_gflops_float32"] = ours["peak_gflops_per_sec"]
+                # A user's own model.fit on build_alexnet(), fresh process, float32.
+                fit = run([sys.executable, "-m", "alexnet_tf.bench", "fit", *size, "--json"])
+                keep("ours_fit_float32", fit["images_per_sec"])
             evaluation = run(
                 [sys.executable, "-m", "alexnet_tf.bench", "eval", *size, *mixed, "--json"]
             )
@@ -86,6 +90,10 @@ def main():
     ):
         print(f"{name:44s} {best[name + '_float32']:9.1f} {best[name + '_bfloat16']:9.1f}")
     print(f"{'keras_baseline_train':44s} {best['keras_baseline_train_float32']:9.1f}")
+    print(f"{'ours_model_fit':44s} {best['ours_fit_float32']:9.1f}")
+    best["ratio_fit_vs_torch_eager_float32"] = round(
+        best["ours_fit_float32"] / best["torch_train_eager_float32"], 2
+    )
     for name, value in best.items():
         if name.startswith("ratio"):
             print(f"{name:44s} {value:9.2f}")
