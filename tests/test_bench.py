@@ -125,7 +125,7 @@ def test_bench_input_times_the_plain_map_beside_ours(tmp_path, capsys):
 
 
 def test_machine_names_the_cpu_and_the_instruction_sets_that_matter(tmp_path):
-    from alexnet_tf.bench.common import machine
+    from alexnet_tf.bench.machine import machine
 
     cpuinfo = tmp_path / "cpuinfo"
     intel = "fpu avx avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8 sse4_2"

@@ -24,7 +24,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from alexnet_tf.bench.common import machine
+from alexnet_tf.bench.machine import machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

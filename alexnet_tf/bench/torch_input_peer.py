@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+from machine import machine  # this folder: the script's own, importable without TF
 from PIL import Image
 
 EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045]) * 255  # [0, 1] scale -> 0-255
@@ -128,6 +129,7 @@ def main():
         "batch_size": args.batch_size,
         "torch_version": torch.__version__,
         "files": len(items),
+        **machine(),
     }
     print(json.dumps(result) if args.json else result)
 

@@ -17,6 +17,7 @@ import statistics
 import time
 
 import torch
+from machine import machine  # this folder: the script's own, importable without TF
 from torch import nn
 
 
@@ -125,6 +126,7 @@ def main():
         compiled.eval()
         result["forward_compiled_images_per_sec"] = round(median_rate(infer(compiled), *timing), 2)
     result.update(batch_size=args.batch_size, image_size=args.image_size, bf16=args.bf16)
+    result.update(machine())
     print(json.dumps(result) if args.json else result)
 
 

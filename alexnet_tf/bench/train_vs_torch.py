@@ -21,8 +21,8 @@ import os
 import subprocess
 import sys
 
-from alexnet_tf.bench.common import machine
 from alexnet_tf.bench.input_vs_torch import default_torch_python
+from alexnet_tf.bench.machine import machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))  # the repository, where `-m` finds us
