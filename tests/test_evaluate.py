@@ -244,7 +244,6 @@ def test_bench_eval_reports_the_crops_its_timed_steps_scored_per_second(capsys, 
     import time
 
     from alexnet_tf.evaluation import eval_step
-    from alexnet_tf.training import steps
 
     calls = []  # (images, crops, start, end) of every eval step call
     make = eval_step.make_eval_step
@@ -262,7 +261,7 @@ def test_bench_eval_reports_the_crops_its_timed_steps_scored_per_second(capsys, 
 
         return call
 
-    monkeypatch.setattr(steps, "make_eval_step", make_recorded)
+    monkeypatch.setattr(eval_step, "make_eval_step", make_recorded)
     flags = ["--batch_size", "2", "--image_size", "67", "--num_classes", "10", "--json"]
     assert bench.main(["eval", *flags, "--warmup", "1", "--steps", "2", "--windows", "1"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

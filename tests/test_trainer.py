@@ -193,7 +193,7 @@ def test_loss_equals_the_models_own_cross_entropy_on_the_first_batch(
     # computed here in NumPy, of the model's logits on the step's own batch.
     # Dropout 0, so the training-mode forward pass is the deterministic one.
     seen = {}
-    make_step = loop.make_train_step
+    make_step = training_run.make_train_step
 
     def recording_step(model, optimizer, strategy_, *args, **kwargs):
         step = make_step(model, optimizer, strategy_, *args, **kwargs)
