@@ -28,7 +28,6 @@ import traceback
 import keras
 import tensorflow as tf
 
-import alexnet_tf
 from alexnet_tf import config as config_lib
 from alexnet_tf.config import CHECKPOINT_DIR
 from alexnet_tf.errors import UserError
@@ -98,7 +97,7 @@ def _raised_by_our_code(error):
     (our layers' `from_config`, `build`, `call`) is a bug, unless it is a ValueError or
     UserError: those are our layers' own checks of the arguments the file holds.
     """
-    package = os.path.dirname(os.path.abspath(alexnet_tf.__file__)) + os.sep
+    package = os.path.dirname(os.path.abspath(config_lib.__file__)) + os.sep  # alexnet_tf/
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
