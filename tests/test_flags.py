@@ -181,3 +181,14 @@ def test_an_entry_point_reports_a_flag_mistake_in_one_line_with_status_2(
     )
     assert done.returncode == 2, done.stderr
     one_error_line(done.stderr, names)
+
+
+def test_train_py_takes_the_pooling_and_groups_ablations_and_refuses_other_values(tmp_path):
+    cfg = configs.train_config(train_flags("--data_dir", str(tmp_path)))
+    assert (cfg.model.pool_size, cfg.model.groups) == (3, 2)  # the paper's
+    argv = ("--data_dir", str(tmp_path), "--pool_size", "2", "--groups", "1")
+    cfg = configs.train_config(train_flags(*argv))
+    assert (cfg.model.pool_size, cfg.model.groups) == (2, 1)
+    for flag, value in (("--pool_size", "4"), ("--groups", "3")):
+        with pytest.raises(UserError, match=f"{flag} {value} is not"):
+            configs.train_config(train_flags("--data_dir", str(tmp_path), flag, value))

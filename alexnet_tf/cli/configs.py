@@ -159,7 +159,19 @@ def train_config(fv=FLAGS):
         raise UserError(f"--plateau_factor {train.plateau_factor} is not in (0, 1)")
     if not 0.0 <= fv.dropout < 1.0:
         raise UserError(f"--dropout {fv.dropout} is not in [0, 1)")
-    model = ModelConfig(lrn=None if fv.lrn == "none" else fv.lrn, init=fv.init, dropout=fv.dropout)
+    if fv.groups not in (1, 2):
+        raise UserError(f"--groups {fv.groups} is not 1 or 2")
+    if fv.pool_size not in (2, 3):
+        raise UserError(f"--pool_size {fv.pool_size} is not 3 (overlapping, paper) or 2")
+    if train.strategy == "towers" and fv.groups != 2:
+        raise UserError("--strategy towers needs --groups 2 (one group per tower)")
+    model = ModelConfig(
+        lrn=None if fv.lrn == "none" else fv.lrn,
+        init=fv.init,
+        dropout=fv.dropout,
+        groups=fv.groups,
+        pool_size=fv.pool_size,
+    )
     if train.strategy == "towers" and model.lrn == "caffe":
         raise UserError("--strategy towers needs a per-tower --lrn (paper or cuda-convnet)")
     return Config(data=data, model=model, train=train)

@@ -251,6 +251,18 @@ def define_train_flags(flag_values=FLAGS):
     flags.DEFINE_float(
         "dropout", m.dropout, "Dropout after fc6 and fc7 (paper: 0.5).", flag_values=fv
     )
+    flags.DEFINE_integer(
+        "groups",
+        m.groups,
+        "Groups of conv2, conv4, conv5 (paper: 2, the two towers; 1 = ablation).",
+        flag_values=fv,
+    )
+    flags.DEFINE_integer(
+        "pool_size",
+        m.pool_size,
+        "Max-pool window, stride 2 (paper: 3, overlapping; 2 = ablation).",
+        flag_values=fv,
+    )
     flags.DEFINE_enum(
         "strategy",
         t.strategy,
