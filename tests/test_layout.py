@@ -24,7 +24,7 @@ MAY_IMPORT = {
     "cli": {"data", "model", "distribute", "evaluation"},
 }
 # The commands and tools on top may import anything (but nothing imports them).
-TOP = {"__init__", "bench", "experiments", "predict", "prepare", "data_stats"}
+TOP = {"__init__", "bench", "experiments", "predict", "prepare", "data_stats", "reproduce"}
 MAX_LINES = 400
 
 
