@@ -1,0 +1,207 @@
+"""`python -m alexnet_tf.reproduce`: each experiment end to end on tiny generated data, its
+figure a real PNG of the size it promises, the neighbour search against brute force, the
+filters figure's tower A on the left, the ablation runs resumable one by one."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from imagefiles import image_folder
+from PIL import Image
+from tinyrun import trained_run
+
+from alexnet_tf import build_alexnet, reproduce
+from alexnet_tf.data.layouts import folder_source
+from alexnet_tf.experiments import ablations, digits, neighbours, record, relu_vs_tanh
+from alexnet_tf.experiments import filters as filters_lib
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        image.load()
+        return image.size
+
+
+def inches(size):
+    return (round(size[0] * record.DPI), round(size[1] * record.DPI))
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reproduce_data")
+    return image_folder(root, ("ant", "bee", "cat"), size=(40, 52), splits={"train": 8, "val": 3})
+
+
+def test_nearest_finds_the_brute_force_neighbours_in_order(tmp_path):
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(300, 16)).astype(np.float32)
+    pool[200] = pool[17]  # a tie: the lower index comes first
+    queries = np.concatenate([rng.normal(size=(6, 16)), pool[17:18] + 1e-3]).astype(np.float32)
+    found, dist = neighbours.nearest(queries, pool, k=5, chunk=64)  # several chunks
+    brute = ((queries[:, None, :].astype(np.float64) - pool[None].astype(np.float64)) ** 2).sum(-1)
+    expected = np.argsort(brute, axis=1, kind="stable")[:, :5]
+    np.testing.assert_array_equal(found, expected)
+    np.testing.assert_allclose(dist, np.take_along_axis(brute, expected, axis=1), atol=1e-9)
+    assert list(found[-1][:2]) == [17, 200]
+
+
+def test_the_filters_figure_puts_tower_a_left(tmp_path, capsys):
+    model = build_alexnet(num_classes=3, image_size=67)
+    kernel, bias = model.get_layer("conv1").get_weights()  # (11, 11, 3, 96)
+    colour = np.full(kernel.shape, -1.0, np.float32)
+    colour[..., 0, :48] = 1.0  # tower A: red kernels
+    colour[..., 2, 48:] = 1.0  # tower B: blue kernels
+    model.get_layer("conv1").set_weights([colour, bias])
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    status = reproduce.main(["filters", "--model_dir", path, "--output", str(tmp_path / "out")])
+    assert status == 0
+    png = tmp_path / "out" / "filters" / "filters.png"
+    assert png_size(png) == inches(filters_lib.FIGURE_INCHES)
+    pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
+    blue = (pixels[..., 2] > 200) & (pixels[..., 0] < 60) & (pixels[..., 1] < 60)
+    half = pixels.shape[1] // 2
+    assert red[:, :half].sum() > 48 * 11 * 11 and blue[:, :half].sum() == 0
+    assert blue[:, half:].sum() > 48 * 11 * 11 and red[:, half:].sum() == 0
+    result = json.loads((tmp_path / "out" / "filters" / "filters.json").read_text())
+    assert result["kernel_shape"] == [11, 11, 3, 96]
+    assert os.listdir(tmp_path / "out" / "filters" / "tensorboard" / "figure")
+    assert "colourfulness, tower A" in capsys.readouterr().out
+
+
+def test_relu_vs_tanh_trains_both_and_draws_figure_1(tiny_data, tmp_path, capsys):
+    argv = ["relu_vs_tanh", "--data_dir", tiny_data, "--output", str(tmp_path)]
+    argv += ["--epochs", "2", "--batch_size", "4", "--learning_rates", "0.01,0.03"]
+    assert reproduce.main(argv) == 0
+    folder = tmp_path / "relu_vs_tanh"
+    assert png_size(folder / "relu_vs_tanh.png") == inches(relu_vs_tanh.FIGURE_INCHES)
+    result = json.loads((folder / "relu_vs_tanh.json").read_text())
+    assert result["threshold"] == 0.25 and result["train_images"] == 24
+    runs = {(r["activation"], r["learning_rate"]) for r in result["runs"]}
+    assert runs == {(a, lr) for a in ("relu", "tanh") for lr in (0.01, 0.03)}
+    for r in result["runs"]:
+        assert len(r["curve"]["epoch"]) == 2 * 4  # 4 points an epoch
+        assert all(0.0 <= e <= 1.0 for e in r["curve"]["error"])
+        assert r["curve"]["seconds"] == sorted(r["curve"]["seconds"])
+    assert sorted(os.listdir(folder / "tensorboard")) == sorted(
+        ["figure", "relu_lr0.01", "relu_lr0.03", "tanh_lr0.01", "tanh_lr0.03"]
+    )
+    out = capsys.readouterr().out
+    assert "tanh / ReLU, epochs" in out and "6.00" in out
+
+
+def test_the_small_net_is_the_four_weight_layers_with_the_activation_asked():
+    model = relu_vs_tanh.small_net("tanh", num_classes=10)
+    weighted = [layer.name for layer in model.layers if layer.weights]
+    assert weighted == ["conv1", "conv2", "conv3", "fc"]
+    assert model.output_shape == (None, 10)
+    assert model.get_layer("conv2").activation is keras.activations.tanh
+    curve = {"epoch": [0.5, 1.0, 1.5], "error": [0.6, 0.25, 0.1], "seconds": [1.0, 2.0, 3.0]}
+    assert relu_vs_tanh.reaches(curve, 0.25) == (1.0, 2.0)
+    assert relu_vs_tanh.reaches(curve, 0.05) is None
+
+
+def test_ablations_go_on_past_a_failed_run_and_a_rerun_resumes_only_what_is_left(
+    tiny_data, tmp_path, capsys
+):
+    argv = ["ablations", "--data_dir", tiny_data, "--output", str(tmp_path), "--seeds", "1"]
+    argv += ["--epochs", "1", "--steps_per_epoch", "1", "--batch_size", "4"]
+    argv += ["--variants", "default,no_overlap"]
+    broken = tmp_path / "ablations" / "runs" / "no_overlap-seed0"
+    broken.mkdir(parents=True)  # a run folder of other settings: that run fails
+    (broken / "run.json").write_text(json.dumps({"train": {"batch_size": 64}}))
+    assert reproduce.main(argv) == 1
+    captured = capsys.readouterr()
+    assert "failed: " in captured.err and "no_overlap-seed0" in captured.err
+    result = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
+    assert list(result["variants"]) == ["default"] and len(result["failed"]) == 1
+
+    (broken / "run.json").unlink()
+    assert reproduce.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "default-seed0 has already finished" in out  # skipped, not trained again
+    result = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
+    assert list(result["variants"]) == ["default", "no_overlap"] and not result["failed"]
+    run = json.loads((broken / "run.json").read_text())
+    assert run["model"]["pool_size"] == 2 and run["model"]["lrn"] == "paper"
+    no_overlap = result["variants"]["no_overlap"]
+    assert no_overlap["delta_top1_error"] == pytest.approx(
+        no_overlap["top1_error"] - result["variants"]["default"]["top1_error"]
+    )
+    assert png_size(tmp_path / "ablations" / "ablations.png") == inches(ablations.FIGURE_INCHES)
+
+
+def test_the_seed_spread_beside_each_delta_is_the_standard_error_of_the_difference():
+    def figures(top1):
+        return {
+            "top1_error": top1,
+            "top5_error": top1 / 2,
+            "train_top1_error": 1.0,
+            "val_loss": 1.0,
+            "min_val_loss": 1.0,
+        }
+
+    summary = ablations.summarise(
+        {"default": [figures(40.0), figures(42.0)], "no_lrn": [figures(43.0), figures(47.0)]}
+    )
+    entry = summary["no_lrn"]
+    assert entry["delta_top1_error"] == pytest.approx(45.0 - 41.0)
+    # sample stds: default sqrt(2), no_lrn sqrt(8); SE = sqrt(2/2 + 8/2)
+    assert entry["delta_top1_error_spread"] == pytest.approx(np.sqrt(5.0))
+    assert entry["gap"] == pytest.approx(45.0 - 1.0)
+    one = ablations.summarise({"default": [figures(40.0)], "no_lrn": [figures(41.0)]})
+    assert one["no_lrn"]["delta_top1_error_spread"] is None  # one seed: no spread to show
+
+
+def test_neighbours_uses_evaluations_pipeline_and_draws_figure_4(tmp_path_factory, tmp_path):
+    from alexnet_tf.evaluation.predict import Predictor
+
+    run = trained_run(tmp_path_factory)
+    argv = ["neighbours", "--model_dir", run.model_dir, "--data_dir", run.data_dir]
+    assert reproduce.main([*argv, "--output", str(tmp_path), "--queries", "2"]) == 0
+    folder = tmp_path / "neighbours"
+    assert png_size(folder / "neighbours.png") == inches(neighbours.FIGURE_INCHES)
+    result = json.loads((folder / "neighbours.json").read_text())
+    assert result["train_images"] == 24 and result["val_images"] == 9
+    assert 0.0 <= result["neighbour_same_class"] <= 1.0
+    assert len(result["shown"]["right"][0]["nearest"]) == 5
+    # The features' pass gives the probabilities prediction computes image by image.
+    predictor = Predictor.from_files(model_dir=run.model_dir)
+    val = folder_source(run.data_dir, "val")
+    _, probs = neighbours.features(predictor, val)
+    np.testing.assert_allclose(probs, predictor.probabilities(val.paths, crops=1), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["mnist"], "give one EXPERIMENT of relu_vs_tanh, ablations"),
+        (["neighbours", "--model_dir", "/"], "neighbours needs --data_dir"),
+        (["filters"], "needs --model_dir"),
+        (["filters", "--model_dir", "/no/such"], "--model_dir /no/such does not exist"),
+        (["ablations", "--data_dir", "/no/such"], "--data_dir /no/such does not exist"),
+        (["ablations", "--variants", "default,bogus"], "--variants bogus"),
+        (["relu_vs_tanh", "--threshold", "2"], "--threshold 2.0 is not in (0, 1)"),
+    ],
+)
+def test_a_mistake_is_one_line_and_status_2(capsys, argv, message):
+    assert reproduce.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_the_digits_are_written_as_class_folders_of_grey_pngs(tmp_path):
+    images = np.tile(np.arange(30, dtype=np.float64)[:, None, None], (1, 8, 8)) * (16 / 29)
+    labels = np.arange(30) // 10
+    digits.write_digits(tmp_path, images, labels, train_images=20)
+    train, val = folder_source(str(tmp_path), "train"), folder_source(str(tmp_path), "val")
+    assert (train.num_examples, val.num_examples) == (20, 10)
+    assert train.class_names == ("0", "1", "2")
+    (path,) = tmp_path.rglob("0029.png")  # image 29: all 16s, class 2
+    assert path.parent.name == "2"
+    pixels = np.asarray(Image.open(path))
+    assert pixels.shape == (8, 8) and (pixels == 255).all()
