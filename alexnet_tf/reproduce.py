@@ -46,8 +46,15 @@ def define_flags(fv):
     )
     flags.DEFINE_list(
         "learning_rates",
-        ["0.003", "0.01", "0.03", "0.1"],
-        "relu_vs_tanh: rates tried.",
+        None,
+        "relu_vs_tanh: rates tried (default: 1e-4 to 1e-2; with standardize 0.003 to 0.1).",
+        flag_values=fv,
+    )
+    flags.DEFINE_enum(
+        "normalize",
+        "paper",
+        ["paper", "standardize"],
+        "relu_vs_tanh: pixels minus the mean image (paper), or also divided by their std.",
         flag_values=fv,
     )
     flags.DEFINE_integer(

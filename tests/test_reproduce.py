@@ -76,11 +76,13 @@ def test_the_filters_figure_puts_tower_a_left(tmp_path, capsys):
 def test_relu_vs_tanh_trains_both_and_draws_figure_1(tiny_data, tmp_path, capsys):
     argv = ["relu_vs_tanh", "--data_dir", tiny_data, "--output", str(tmp_path)]
     argv += ["--epochs", "2", "--batch_size", "4", "--learning_rates", "0.01,0.03"]
+    argv += ["--normalize", "standardize"]
     assert reproduce.main(argv) == 0
     folder = tmp_path / "relu_vs_tanh"
     assert png_size(folder / "relu_vs_tanh.png") == inches(relu_vs_tanh.FIGURE_INCHES)
     result = json.loads((folder / "relu_vs_tanh.json").read_text())
     assert result["threshold"] == 0.25 and result["train_images"] == 24
+    assert result["normalize"] == "standardize"
     runs = {(r["activation"], r["learning_rate"]) for r in result["runs"]}
     assert runs == {(a, lr) for a in ("relu", "tanh") for lr in (0.01, 0.03)}
     for r in result["runs"]:

@@ -131,12 +131,19 @@ def reaches(curve, threshold):
     return None
 
 
-def run(data_dir, out, *, threshold, epochs, learning_rates, batch_size, ticks=4, seed=0):
-    """Trains both activations at each rate; writes the figure, the JSON and events."""
+def run(
+    data_dir, out, *, threshold, epochs, learning_rates, batch_size, normalize, ticks=4, seed=0
+):
+    """Trains both activations at each rate; writes the figure, the JSON and events.
+
+    `normalize`: "paper" subtracts the per-pixel mean image from the 0-255 pixels, as
+    cuda-convnet fed its nets; "standardize" also divides by the pixels' std.
+    """
     x_train, y_train, classes = folder_arrays(data_dir, "train")
-    mean = x_train.mean(axis=0)  # the per-pixel mean image, as cuda-convnet subtracts it
-    std = x_train.std()
-    x_train = ((x_train - mean) / std).astype(np.float32)
+    x_train = x_train - x_train.mean(axis=0)
+    if normalize == "standardize":
+        x_train = x_train / x_train.std()
+    x_train = x_train.astype(np.float32)
     log.info("%d training images, %d classes, %d px", len(x_train), len(classes), IMAGE_SIZE)
     runs = []
     for activation in ACTIVATIONS:
@@ -172,6 +179,7 @@ def run(data_dir, out, *, threshold, epochs, learning_rates, batch_size, ticks=4
         "threshold": threshold,
         "epochs": epochs,
         "batch_size": batch_size,
+        "normalize": normalize,
         "learning_rates": list(learning_rates),
         "best": {
             a: {
