@@ -195,7 +195,7 @@ def run(
         "runs": [{k: v for k, v in r.items() if k != "hit"} for r in runs],
     }
     out.json(result)
-    out.figure(figure(best, threshold, len(x_train)))
+    out.figure(figure(best, threshold, f"{len(x_train)} images, inputs: {normalize}"))
     return result
 
 
@@ -214,7 +214,7 @@ def _ratio(best, which):
     return None
 
 
-def figure(best, threshold, images):
+def figure(best, threshold, what):
     fig = record.new_figure(*FIGURE_INCHES)
     ax = fig.add_subplot(1, 1, 1)
     for activation, style in (("relu", "-"), ("tanh", "--")):
@@ -227,7 +227,7 @@ def figure(best, threshold, images):
     ax.set_xlabel("epochs")
     ax.set_ylabel("training error rate")
     ax.set_ylim(0, 1)
-    ax.set_title(f"Figure 1: four-layer net, ReLU (solid) vs tanh (dashed), {images} images")
+    ax.set_title(f"Figure 1: four-layer net, ReLU (solid) vs tanh (dashed); {what}")
     ax.legend()
     fig.tight_layout()
     return fig
