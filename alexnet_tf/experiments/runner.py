@@ -145,9 +145,11 @@ def _ablations(fv):
 
 
 def _load(path):
-    from alexnet_tf.evaluation.model_files import load_trained
+    """The model behind `path` through the public loader, which also takes the folders
+    that `python -m alexnet_tf.import_weights` writes once that exists."""
+    import alexnet_tf
 
-    return load_trained(path)
+    return alexnet_tf.load_model(path)
 
 
 def _filters(fv):
