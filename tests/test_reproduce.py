@@ -207,3 +207,11 @@ def test_the_digits_are_written_as_class_folders_of_grey_pngs(tmp_path):
     assert path.parent.name == "2"
     pixels = np.asarray(Image.open(path))
     assert pixels.shape == (8, 8) and (pixels == 255).all()
+
+
+def test_ablations_on_data_every_run_rejects_stop_with_that_one_line(tmp_path, capsys):
+    (tmp_path / "data").mkdir()  # neither class folders nor shards
+    argv = ["ablations", "--data_dir", str(tmp_path / "data"), "--output", str(tmp_path)]
+    assert reproduce.main([*argv, "--variants", "default,no_lrn", "--seeds", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: every ablation run failed; the first: --data_dir")

@@ -46,12 +46,13 @@ def run_experiment(name, fv):
     return getattr(work, "status", 0)
 
 
-def _data_dir(fv):
+def _data_dir(fv, folders=True):
+    """--data_dir checked; `folders`: it must hold train/ (else TFRecord shards may do)."""
     if fv.data_dir is None:
         return None
     if not os.path.isdir(fv.data_dir):
         raise UserError(f"--data_dir {fv.data_dir} does not exist or is not a folder")
-    if not os.path.isdir(os.path.join(fv.data_dir, "train")):
+    if folders and not os.path.isdir(os.path.join(fv.data_dir, "train")):
         raise UserError(f"--data_dir {fv.data_dir} has no train/ folder of class folders")
     return fv.data_dir
 
@@ -103,7 +104,7 @@ def _relu_vs_tanh(fv):
 def _ablations(fv):
     from alexnet_tf.experiments import ablations
 
-    data_dir = _data_dir(fv)
+    data_dir = _data_dir(fv, folders=False)  # class folders or alexnet_tf.prepare's shards
     unknown = [v for v in fv.variants if v not in ablations.VARIANTS]
     if unknown:
         raise UserError(
