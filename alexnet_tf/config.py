@@ -58,7 +58,7 @@ class TrainConfig:
     plateau_factor: float = 0.1  # divide the learning rate by 10 ...
     plateau_patience: int = 5  # ... after this many epochs without a better val error
     min_learning_rate: float = 1e-6
-    strategy: str = "auto"  # auto | one_device | mirrored | towers | multi_worker
+    strategy: str = "auto"  # auto | one_device | mirrored | towers | mirrored_towers | multi_worker
     mixed_precision: str | None = None  # None | float16 | bfloat16
     jit_compile: bool = False
     # tf.config.experimental.enable_op_determinism(): for ops whose results vary run to run

@@ -163,8 +163,8 @@ def train_config(fv=FLAGS):
         raise UserError(f"--groups {fv.groups} is not 1 or 2")
     if fv.pool_size not in (2, 3):
         raise UserError(f"--pool_size {fv.pool_size} is not 3 (overlapping, paper) or 2")
-    if train.strategy == "towers" and fv.groups != 2:
-        raise UserError("--strategy towers needs --groups 2 (one group per tower)")
+    if train.strategy in ("towers", "mirrored_towers") and fv.groups != 2:
+        raise UserError(f"--strategy {train.strategy} needs --groups 2 (one group per tower)")
     model = ModelConfig(
         lrn=None if fv.lrn == "none" else fv.lrn,
         init=fv.init,
@@ -172,8 +172,10 @@ def train_config(fv=FLAGS):
         groups=fv.groups,
         pool_size=fv.pool_size,
     )
-    if train.strategy == "towers" and model.lrn == "caffe":
-        raise UserError("--strategy towers needs a per-tower --lrn (paper or cuda-convnet)")
+    if train.strategy in ("towers", "mirrored_towers") and model.lrn == "caffe":
+        raise UserError(
+            f"--strategy {train.strategy} needs a per-tower --lrn (paper or cuda-convnet)"
+        )
     return Config(data=data, model=model, train=train)
 
 

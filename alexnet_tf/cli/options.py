@@ -266,8 +266,10 @@ def define_train_flags(flag_values=FLAGS):
     flags.DEFINE_enum(
         "strategy",
         t.strategy,
-        ["auto", "one_device", "mirrored", "towers", "multi_worker"],
-        "Where to run: auto picks from the devices (and TF_CONFIG) present.",
+        ["auto", "one_device", "mirrored", "towers", "mirrored_towers", "multi_worker"],
+        "Where to run: auto picks from the devices (and TF_CONFIG) present; "
+        "mirrored_towers = MirroredStrategy over pairs of devices, the two towers placed "
+        "on each pair (docs/DISTRIBUTED.md).",
         flag_values=fv,
     )
     define_mixed_precision_flag(fv)

@@ -5,12 +5,17 @@
   data parallelism, each replica a whole model.
 - `towers`: the paper's model parallelism, one model whose two towers sit on the
   first two devices (`build_alexnet(tower_devices=...)`), under the default strategy.
-  TF cannot nest it inside MirroredStrategy: `tf.device` inside a replica is
-  ignored (tensorflow issues 24326, 33645, 39251), so with four GPUs a run uses
-  either data parallelism over all four or towers over two (docs/DISTRIBUTED.md).
+- `mirrored_towers`: both at once, "MirroredStrategy plus explicit device placement
+  for the two towers": `MirroredStrategy` over the first device of each pair (devices
+  0, 2, 4, ...), and inside each replica tower A's ops on that device and tower B's on
+  its partner (1, 3, 5, ...). TF honours `tf.device` inside a replica function traced
+  by `tf.function`; what does not follow are the variables: mirrored variables live on
+  the strategy's devices, so tower B's weights sit on the pair's first device and are
+  read across each step (figures in docs/DISTRIBUTED.md).
 - `multi_worker`: `MultiWorkerMirroredStrategy` from `TF_CONFIG`.
 - `auto`: `multi_worker` when TF_CONFIG names several tasks, `mirrored` with two or
-  more GPUs, else `one_device`.
+  more GPUs (faster than either towers mode: no activations cross devices inside a
+  step, docs/DISTRIBUTED.md), else `one_device`.
 
 Workers of a `multi_worker` run end together (`finish_together`), and when one of them
 is gone the others stop with one line and exit status 5 (`peers_lost_as_stop`).
@@ -31,17 +36,19 @@ from alexnet_tf.errors import TrainingStopped, UserError
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("auto", "one_device", "mirrored", "towers", "multi_worker")
+STRATEGIES = ("auto", "one_device", "mirrored", "towers", "mirrored_towers", "multi_worker")
 
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
     strategy: tf.distribute.Strategy
     kind: str  # the resolved strategy name
-    tower_devices: tuple[str, str] | None  # towers only
+    tower_devices: tuple[str, str] | None  # towers, and mirrored_towers' first pair
     is_chief: bool  # writes checkpoints, logs and exports
     worker_index: int
     devices: tuple[str, ...]
+    # mirrored_towers: (tower A's, tower B's device) of each replica, in replica order
+    tower_pairs: tuple[tuple[str, str], ...] | None = None
 
     @property
     def replicas(self):
@@ -109,10 +116,14 @@ def make_placement(kind):
         else:
             kind = "one_device"
         log.info(
-            "--strategy auto chose %s (%d GPU(s), TF_CONFIG %s)",
+            "--strategy auto chose %s (%d GPU(s), TF_CONFIG %s)%s",
             kind,
             len(gpus),
             "set" if tasks else "unset",
+            "; faster than towers or mirrored_towers, which send activations between "
+            "devices inside each step (docs/DISTRIBUTED.md)"
+            if kind == "mirrored"
+            else "",
         )
     if kind == "multi_worker":
         if not tasks:
@@ -131,6 +142,8 @@ def make_placement(kind):
         elif kind == "mirrored":
             strategy = mirrored_strategy(devices)
             placement = Placement(strategy, kind, None, True, 0, devices)
+        elif kind == "mirrored_towers":
+            placement = _mirrored_towers(devices)
         else:  # towers
             if len(devices) < 2:
                 raise UserError(
@@ -149,6 +162,18 @@ def make_placement(kind):
                 tf.distribute.get_strategy(), kind, tuple(devices[:2]), True, 0, tuple(devices[:2])
             )
     return placement
+
+
+def _mirrored_towers(devices):
+    """A replica per pair of devices: (0, 1), (2, 3), ...; tower B on the odd ones."""
+    if len(devices) < 2 or len(devices) % 2:
+        raise UserError(
+            f"--strategy mirrored_towers needs an even number of devices (a pair per "
+            f"replica: two GPUs, four, ...; or --cpu_devices 4 on a CPU); found {len(devices)}"
+        )
+    pairs = tuple((devices[i], devices[i + 1]) for i in range(0, len(devices), 2))
+    strategy = mirrored_strategy([a for a, _ in pairs])
+    return Placement(strategy, "mirrored_towers", pairs[0], True, 0, devices, pairs)
 
 
 def check_batch_size(batch_size, placement):

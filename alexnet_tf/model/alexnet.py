@@ -6,6 +6,7 @@ import keras
 
 from alexnet_tf.model.layers import PerTower, ReplicaDropout, TowerConv2D, TowerDense
 from alexnet_tf.model.lrn import PRESETS, LocalResponseNormalization
+from alexnet_tf.model.tower_devices import normalized
 
 # The smallest input for which pool5 still has one pixel: 67 -> 15 -> 7 -> 3 -> 1.
 MIN_IMAGE_SIZE = 67
@@ -79,7 +80,8 @@ def build_alexnet(
             fc6/fc7 weights N(0, 0.005).
         tower_devices: `None` for one device, or two device names: each tower's
             convolutions, half of each FC layer and their weights then live on
-            its device, as on the paper's two GPUs. Needs a per-tower LRN preset.
+            its device, as on the paper's two GPUs; or `tower_devices.ReplicaTowers`
+            for a pair per `MirroredStrategy` replica. Needs a per-tower LRN preset.
             Weights move to and from the plain model with `layers.copy_weights`.
         dropout: rate after fc6 and fc7 (paper 0.5; inverted dropout, which equals
             the paper's test-time scaling by 0.5).
@@ -94,7 +96,7 @@ def build_alexnet(
     the momentum, as the paper's update rule does.
     """
     _validate(num_classes, image_size, lrn, init, tower_devices, dropout, groups, pool_size)
-    towers = tuple(tower_devices) if tower_devices is not None else None
+    towers = normalized(tower_devices)
 
     def conv(layer_name, filters, size, strides=1, padding="same", layer_groups=1):
         kernel_init, bias_init = _initializers(init, layer_name, seed)

@@ -1,8 +1,8 @@
 """The layers of the two-tower net: one class each for convolutions and FC layers.
 
 Each layer runs either on one device (`tower_devices=None`, the plain model) or
-split over two towers (`tower_devices=(d0, d1)`): tower t then owns its own
-variables on device d_t and computes its own half of the output maps, placed by
+split over two towers (`(d0, d1)`, or per replica: `tower_devices.ReplicaTowers`): tower t owns
+its variables on device d_t and computes its own half of the output maps, placed by
 `tf.device` inside `call`, the one place TF honours it (tensorflow issues 53671,
 44510). Tower tensors travel between layers as a list `[a, b]`.
 
@@ -17,6 +17,8 @@ the channels trains the whole net about 2x faster with the same maths and layout
 
 import keras
 import tensorflow as tf
+
+from alexnet_tf.model.tower_devices import normalized, pair
 
 
 def tower_sizes(units, towers):
@@ -36,12 +38,15 @@ def _joined(xs):
     return xs[0] if len(xs) == 1 else tf.concat(xs, axis=-1)
 
 
-def _reseeded(initializer, offset):
-    """A seeded initializer gives the same values on every call: offset it per tower."""
-    config = initializer.get_config()
-    if offset == 0 or config.get("seed") is None:
-        return initializer
-    return initializer.__class__.from_config({**config, "seed": config["seed"] + offset})
+def _tower_part(initializer, full_shape, start, size):
+    """Tower t's slice of one draw of the plain layer's variable: a seeded towers model
+    starts as the plain model of the same seed (and Glorot sees the plain fan-out)."""
+
+    def initial(shape, dtype=None):
+        del shape
+        return initializer(full_shape, dtype=dtype)[..., start : start + size]
+
+    return initial
 
 
 class _TowerLayer(keras.layers.Layer):
@@ -60,11 +65,11 @@ class _TowerLayer(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         # Hardware, not architecture: kept out of get_config so saved models load anywhere.
-        self.tower_devices = tuple(tower_devices) if tower_devices else None
+        self.tower_devices = normalized(tower_devices)
 
     @property
     def devices(self):
-        return self.tower_devices or (None,)
+        return pair(self.tower_devices) or (None,)
 
     def _add_tower_variables(self, kernel_shape):
         """Kernel and bias per tower (one "tower" in the plain model), each on its device.
@@ -74,19 +79,19 @@ class _TowerLayer(keras.layers.Layer):
         the lists `kernels` and `biases` that `call` uses.
         """
         self.kernels, self.biases = [], []
-        for t, (device, units) in enumerate(
-            zip(self.devices, tower_sizes(self.units, len(self.devices)), strict=True)
-        ):
+        sizes = tower_sizes(self.units, len(self.devices))
+        for t, (device, units) in enumerate(zip(self.devices, sizes, strict=True)):
             suffix = "" if self.tower_devices is None else f"_tower{t}"
+            kernel_init, bias_init = self.kernel_initializer, self.bias_initializer
+            if self.tower_devices is not None:
+                start = sum(sizes[:t])
+                kernel_init = _tower_part(kernel_init, (*kernel_shape, self.units), start, units)
+                bias_init = _tower_part(bias_init, (self.units,), start, units)
             with tf.device(device):
                 kernel = self.add_weight(
-                    name="kernel" + suffix,
-                    shape=(*kernel_shape, units),
-                    initializer=_reseeded(self.kernel_initializer, t),
+                    name="kernel" + suffix, shape=(*kernel_shape, units), initializer=kernel_init
                 )
-                bias = self.add_weight(
-                    name="bias" + suffix, shape=(units,), initializer=self.bias_initializer
-                )
+                bias = self.add_weight(name="bias" + suffix, shape=(units,), initializer=bias_init)
             setattr(self, "kernel" + suffix, kernel)
             setattr(self, "bias" + suffix, bias)
             self.kernels.append(kernel)
@@ -128,7 +133,7 @@ class _TowerLayer(keras.layers.Layer):
         """
         xs = inputs if isinstance(inputs, list | tuple) else [inputs]
         outputs = []
-        for t, device in enumerate(self.tower_devices):
+        for t, device in enumerate(pair(self.tower_devices)):
             with tf.device(device):
                 outputs.append(tower(t, xs))
         return outputs
@@ -355,14 +360,14 @@ class PerTower(keras.layers.Layer):
     def __init__(self, layer, tower_devices, **kwargs):
         super().__init__(**kwargs)
         self.layer = layer
-        self.tower_devices = tuple(tower_devices)
+        self.tower_devices = normalized(tower_devices)
 
     def build(self, input_shape):
         self.layer.build(input_shape[0])
 
     def call(self, inputs, training=None):
         outputs = []
-        for device, x in zip(self.tower_devices, inputs, strict=True):
+        for device, x in zip(pair(self.tower_devices), inputs, strict=True):
             with tf.device(device):
                 outputs.append(self.layer(x, training=training))
         return outputs

@@ -60,8 +60,8 @@ def train_and_evaluate(cfg):
                 # XLA compiles a step for one device; tf.function refuses its variables on
                 # another ("Trying to access resource ... located in device CPU:1").
                 raise UserError(
-                    "--jit_compile cannot compile a --strategy towers step: XLA runs a step on "
-                    "one device and the towers' weights live on two; drop --jit_compile"
+                    f"--jit_compile cannot compile a --strategy {placement.kind} step: XLA runs "
+                    "a step on one device and the towers run on two; drop --jit_compile"
                 )
             check_batch_size(t.batch_size, placement)
             policy = keras.mixed_precision.global_policy()

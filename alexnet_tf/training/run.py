@@ -14,6 +14,7 @@ from alexnet_tf.evaluation.eval_step import make_eval_step
 from alexnet_tf.evaluation.scoring import score
 from alexnet_tf.model.alexnet import build_from_config
 from alexnet_tf.model.optimizer import make_optimizer
+from alexnet_tf.model.tower_devices import ReplicaTowers
 from alexnet_tf.progress import Progress, format_duration
 from alexnet_tf.training.checkpoints import Checkpoints, RunState
 from alexnet_tf.training.run_folder import record_epoch
@@ -36,7 +37,7 @@ class Run:
                 cfg.model,
                 inputs.num_classes,
                 cfg.data.image_size,
-                tower_devices=placement.tower_devices,
+                tower_devices=tower_devices(placement),
                 seed=cfg.data.seed,
             )
             optimizer = make_optimizer(t)
@@ -301,6 +302,13 @@ class Totals:
         return self.sums[key] / max(self.count, 1.0)
 
     rate = mean
+
+
+def tower_devices(placement):
+    """The model's `tower_devices`: a pair per replica under `mirrored_towers`."""
+    if placement.tower_pairs:
+        return ReplicaTowers(placement.tower_pairs)
+    return placement.tower_devices
 
 
 def learning_rate(optimizer):
