@@ -33,6 +33,9 @@ class DataConfig:
     # Resizes shrinking below this factor are antialiased (as PIL); above it plain bilinear
     # (as Caffe's OpenCV), twice as fast. 1.0: always antialias; 0: never.
     antialias_below: float = 0.5
+    # The channel order the model takes: "rgb", or "bgr" for models imported from Caffe
+    # (the mean and scale above stay in RGB order; the channels are reversed last).
+    channel_order: str = "rgb"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,7 @@ class ModelConfig:
     dropout: float = 0.5
     groups: int = 2
     pool_size: int = 3
+    variant: str = "paper"  # "torchvision": its one-tower net, for its weights (a deviation)
 
 
 @dataclasses.dataclass(frozen=True)

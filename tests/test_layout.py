@@ -22,6 +22,7 @@ MAY_IMPORT = {
     "evaluation": {"data", "model", "distribute"},
     "training": {"data", "model", "distribute", "evaluation"},
     "cli": {"data", "model", "distribute", "evaluation"},
+    "pretrained": {"model"},
 }
 # The commands and tools on top may import anything (but nothing imports them).
 TOP = {"__init__", "bench", "experiments", "predict", "prepare", "data_stats", "reproduce"}

@@ -6,6 +6,7 @@ import keras
 
 from alexnet_tf.model.layers import PerTower, ReplicaDropout, TowerConv2D, TowerDense
 from alexnet_tf.model.lrn import PRESETS, LocalResponseNormalization
+from alexnet_tf.model.torchvision_variant import build_torchvision_alexnet
 from alexnet_tf.model.tower_devices import normalized
 
 # The smallest input for which pool5 still has one pixel: 67 -> 15 -> 7 -> 3 -> 1.
@@ -50,6 +51,7 @@ def build_alexnet(
     pool_size=3,
     seed=None,
     name="alexnet",
+    variant="paper",
 ):
     """Builds the paper's two-tower AlexNet as a Keras functional model.
 
@@ -91,10 +93,20 @@ def build_alexnet(
             non-overlapping ablation, +0.4 top-1 error in the paper).
         seed: seeds the initializers, for reproducible builds.
         name: the model's name.
+        variant: `"paper"` (this net) or `"torchvision"`: torchvision's one-tower
+            `alexnet` (a deviation, for its published weights; see
+            `torchvision_variant`), which takes only num_classes, image_size, dropout
+            and seed.
 
     Weight decay is not part of the model: `optimizer.PaperSGD` applies it inside
     the momentum, as the paper's update rule does.
     """
+    if variant == "torchvision":
+        return build_torchvision_alexnet(num_classes, image_size, dropout, seed)
+    if variant != "paper":
+        raise ValueError(
+            f"build_alexnet: variant must be 'paper' or 'torchvision', got {variant!r}"
+        )
     _validate(num_classes, image_size, lrn, init, tower_devices, dropout, groups, pool_size)
     towers = normalized(tower_devices)
 
@@ -171,6 +183,7 @@ def build_from_config(model_cfg, num_classes, image_size, tower_devices=None, se
         groups=model_cfg.groups,
         pool_size=model_cfg.pool_size,
         seed=seed,
+        variant=model_cfg.variant,
     )
 
 
