@@ -75,6 +75,7 @@ class TrainConfig:
     val_steps: int | None = None  # cap validation batches (quick runs)
     progress_seconds: float = 10.0  # between progress lines during an epoch
     cpu_devices: int = 1  # logical CPU devices (tests of multi-device code without GPUs)
+    data_service: str | None = None  # grpc://HOST:PORT: the input pipeline on a tf.data service
 
 
 @dataclasses.dataclass(frozen=True)

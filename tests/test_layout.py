@@ -25,7 +25,17 @@ MAY_IMPORT = {
     "pretrained": {"model"},
 }
 # The commands and tools on top may import anything (but nothing imports them).
-TOP = {"__init__", "bench", "experiments", "predict", "prepare", "data_stats", "reproduce"}
+TOP = {
+    "__init__",
+    "bench",
+    "experiments",
+    "predict",
+    "prepare",
+    "data_stats",
+    "reproduce",
+    "data_service",
+    "import_weights",
+}
 MAX_LINES = 400
 
 

@@ -9,6 +9,7 @@ import os
 
 from alexnet_tf.cli.options import DEMO_DEFAULTS, FLAGS
 from alexnet_tf.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
+from alexnet_tf.data.service import check_address
 from alexnet_tf.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,7 @@ def train_config(fv=FLAGS):
         val_steps=positive("val_steps", fv.val_steps),
         progress_seconds=fv.progress_seconds,
         cpu_devices=positive("cpu_devices", fv.cpu_devices),
+        data_service=fv.data_service and check_address(fv.data_service),
     )
     if not 0.0 <= train.momentum < 1.0:
         raise UserError(f"--momentum {train.momentum} is not in [0, 1)")

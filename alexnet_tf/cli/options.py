@@ -295,6 +295,13 @@ def define_train_flags(flag_values=FLAGS):
         "Seconds between progress lines during an epoch.",
         flag_values=fv,
     )
+    flags.DEFINE_string(
+        "data_service",
+        None,
+        "grpc://HOST:PORT: read and augment the training images on a tf.data service "
+        "(python -m alexnet_tf.data_service).",
+        flag_values=fv,
+    )
     for name, value in DEMO_DEFAULTS.items():  # without --data_dir: the demo's own values
         fv[name].help += f" (demo: {value})"
 

@@ -200,7 +200,8 @@ def epoch_order(num_examples, seed, epoch):
     return np.random.default_rng([seed, epoch, 0xA1E7]).permutation(num_examples)
 
 
-def _shard(order, input_context, training):
+def shard_order(order, input_context, training):
+    """This pipeline's part of `order`: every k-th example (training: padded first)."""
     if input_context is None or input_context.num_input_pipelines == 1:
         return order
     pipelines = input_context.num_input_pipelines
@@ -217,7 +218,7 @@ def _file_examples(source, training, seed, epoch, input_context):
     order = epoch_order(source.num_examples, seed, epoch) if training else None
     if order is None:
         order = np.arange(source.num_examples)
-    order = _shard(order, input_context, training)
+    order = shard_order(order, input_context, training)
     examples = tf.data.Dataset.from_tensor_slices(
         (source.paths[order], source.labels[order], order.astype(np.int64))
     )

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from alexnet_tf import config as config_lib
 from alexnet_tf.data.pipeline import build_dataset
+from alexnet_tf.data.service import RESUME_LIMIT, service_dataset
 from alexnet_tf.errors import TrainingStopped, UserError
 from alexnet_tf.evaluation.eval_step import make_eval_step
 from alexnet_tf.evaluation.scoring import score
@@ -99,18 +100,29 @@ class Run:
     def _batches(self, epoch, skip_steps):
         cfg = self.cfg
 
+        service = cfg.train.data_service
+        if service:
+            log.info("epoch %d: the images are read and augmented by %s", epoch + 1, service)
+        if service and skip_steps:
+            log.warning("resuming at step %d: %s", skip_steps, RESUME_LIMIT.format(k=skip_steps))
+
         def dataset_fn(input_context):
             # A pipeline feeds replicas / pipelines replicas per step.
             per_step = input_context.num_replicas_in_sync // input_context.num_input_pipelines
-            return build_dataset(
+            make, extra = (
+                (service_dataset, {"address": service})
+                if service
+                else (build_dataset, {"training": True})
+            )
+            return make(
                 cfg.data,
                 self.inputs.train,
-                training=True,
                 batch_size=cfg.train.batch_size,
                 stats=self.inputs.stats,
                 epoch=epoch,
                 skip_batches=skip_steps * per_step,
                 input_context=input_context,
+                **extra,
             )
 
         return iter(self.placement.strategy.distribute_datasets_from_function(dataset_fn))
@@ -141,6 +153,16 @@ class Run:
             try:
                 images, labels = next(batches)
             except StopIteration:
+                if self.cfg.train.data_service:  # a worker died: its batches are lost
+                    log.warning(
+                        "the tf.data service delivered %d of the %d steps of epoch %d: a "
+                        "worker stopped during the epoch and the batches it was making are "
+                        "lost (at most once); the epoch ends here",
+                        step,
+                        self.steps_per_epoch,
+                        epoch + 1,
+                    )
+                    return
                 raise TrainingStopped(
                     f"the train split ran out after {step} of {self.steps_per_epoch} steps in "
                     f"epoch {epoch + 1} (files unreadable during the epoch?)",

@@ -1,0 +1,216 @@
+"""Training's input through TF's tf.data service: a dispatcher and two workers in this
+process on 127.0.0.1, tiny images. The local pipeline (tests/test_input_pipeline.py holds
+it to NumPy) is the reference for what an epoch holds."""
+
+import dataclasses
+import faulthandler
+import os
+import socket
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from imagefiles import image_folder
+
+from alexnet_tf import data_service
+from alexnet_tf.config import Config, DataConfig, TrainConfig
+from alexnet_tf.data import pipeline, service
+from alexnet_tf.data.inputs import prepare_inputs
+from alexnet_tf.errors import UserError
+from alexnet_tf.training import loop, run
+
+S, R = 16, 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """`(address, workers)`: a dispatcher and two workers, kept for the module."""
+    dispatcher = service.start_dispatcher(free_port())
+    address = f"127.0.0.1:{dispatcher._address.split(':')[1]}"
+    ports = [free_port(), free_port()]
+    workers = [service.start_worker(address, port, "127.0.0.1") for port in ports]
+    yield f"grpc://{address}", workers, ports
+    for worker in workers:
+        worker._stop()
+    dispatcher._stop()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """11 train images in 3 classes; each label replaced by the file's index."""
+    tmp = tmp_path_factory.mktemp("service")
+    root = image_folder(tmp / "d", splits={"train": 4, "val": 2}, size=(24, 30))
+    os.remove(os.path.join(root, "train", "cat", "cat_3.jpg"))  # 11: a partial last batch
+    cfg = DataConfig(dataset="folder", data_dir=root, image_size=S, resize=R, seed=7)
+    inputs = prepare_inputs(cfg, str(tmp / "run"))
+    train = inputs.train
+    indexed = dataclasses.replace(train, labels=np.arange(train.num_examples, dtype=np.int32))
+    return cfg, inputs, indexed, root
+
+
+def by_example(dataset):
+    """{example index: image} and the batch sizes, from `(images, labels)` batches whose
+    labels are the examples' indices; an index seen twice fails."""
+    images, sizes = {}, []
+    for x, y in dataset:
+        sizes.append(len(y))
+        for image, index in zip(x.numpy(), y.numpy(), strict=True):
+            assert int(index) not in images, f"example {index} came twice"
+            images[int(index)] = image
+    return images, sizes
+
+
+def run_with_timeout(fn, seconds=60):
+    """fn() in a thread; fails instead of hanging the suite."""
+    out = {}
+
+    def call():
+        try:
+            out["value"] = fn()
+        except BaseException as error:  # raised again in the test's thread
+            out["error"] = error
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"no answer from the tf.data service in {seconds} s"
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def test_an_epoch_through_the_service_is_the_local_epoch(cluster, data):
+    address = cluster[0]
+    cfg, inputs, indexed, _ = data
+    kw = {"batch_size": 4, "stats": inputs.stats, "epoch": 3}
+    local, local_sizes = by_example(pipeline.build_dataset(cfg, indexed, training=True, **kw))
+    remote, sizes = run_with_timeout(
+        lambda: by_example(service.service_dataset(cfg, indexed, address=address, **kw))
+    )
+    assert sorted(remote) == sorted(local) == list(range(11))  # each image once
+    for index, image in local.items():  # the same crop, flip and lighting, bit for bit
+        np.testing.assert_array_equal(remote[index], image)
+    assert sorted(sizes) == sorted(local_sizes) == [3, 4, 4]
+
+
+def test_a_resumed_epoch_is_the_plans_tail(cluster, data):
+    address = cluster[0]
+    cfg, inputs, indexed, _ = data
+    kw = {"batch_size": 4, "stats": inputs.stats, "epoch": 1, "skip_batches": 1}
+    local, _ = by_example(pipeline.build_dataset(cfg, indexed, training=True, **kw))
+    remote, _ = run_with_timeout(
+        lambda: by_example(service.service_dataset(cfg, indexed, address=address, **kw))
+    )
+    assert sorted(remote) == sorted(local) and len(local) == 7
+
+
+def test_two_trainers_share_the_service_and_split_the_epoch(cluster, data):
+    address = cluster[0]
+    cfg, inputs, indexed, _ = data
+    seen = []
+    for i in range(2):
+        context = tf.distribute.InputContext(2, i, 2)
+        kw = {"batch_size": 4, "stats": inputs.stats, "input_context": context}
+        local, _ = by_example(pipeline.build_dataset(cfg, indexed, training=True, **kw))
+        remote, sizes = run_with_timeout(
+            lambda kw=kw: by_example(service.service_dataset(cfg, indexed, address=address, **kw))
+        )
+        assert sorted(remote) == sorted(local)
+        assert len(sizes) == service.planned_batches(indexed, 4, context) == 3
+        seen += list(remote)
+    assert sorted(set(seen)) == list(range(11))  # 12 = 11 and the padding's one repeat
+
+
+def test_a_worker_stopped_mid_epoch_loses_its_batches_and_the_rest_arrive(cluster, data):
+    """TF's DYNAMIC sharding is at most once: a worker that stops loses the batches it
+    was making, the other keeps serving, and the epoch ends once a worker is back at the
+    stopped one's address. No image comes twice."""
+    address, workers, ports = cluster
+    cfg, inputs, indexed, _ = data
+    big = dataclasses.replace(  # 88 examples, one a batch: long enough to stop one midway
+        indexed,
+        paths=np.tile(indexed.paths, 8),
+        labels=np.arange(88, dtype=np.int32),
+        num_examples=88,
+    )
+    dataset = service.service_dataset(cfg, big, address=address, batch_size=1, stats=inputs.stats)
+
+    def read():
+        seen, iterator = [], iter(dataset)
+        for batch in iterator:
+            seen.append(int(batch[1][0]))
+            if len(seen) == 10:
+                workers[1]._stop()
+                workers[1] = service.start_worker(address[7:], ports[1], "127.0.0.1")
+        return seen
+
+    seen = run_with_timeout(read, 90)
+    assert len(seen) == len(set(seen)), "an example came twice"
+    lost = sorted(set(range(88)) - set(seen))
+    assert len(lost) < 44, lost  # only what the stopped worker held
+
+
+def test_training_through_the_service(cluster, data, tmp_path, monkeypatch):
+    address = cluster[0]
+    calls = []
+
+    def through_the_service(*args, **kwargs):
+        calls.append(kwargs["address"])
+        return service.service_dataset(*args, **kwargs)
+
+    monkeypatch.setattr(run, "service_dataset", through_the_service)
+    _, _, _, root = data
+    cfg = Config(
+        data=DataConfig(dataset="folder", data_dir=root, image_size=67, resize=76, stats_images=0),
+        train=TrainConfig(
+            model_dir=str(tmp_path / "run"),
+            epochs=1,
+            batch_size=4,
+            steps_per_epoch=2,
+            progress_seconds=60.0,
+            strategy="one_device",
+            data_service=address,
+            val_steps=1,
+        ),
+    )
+    # The loop sets signal handlers, so it runs in this thread; a hang ends the session.
+    faulthandler.dump_traceback_later(240, exit=True)
+    try:
+        result = loop.train_and_evaluate(cfg)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    assert result["count"] == 4
+    assert calls == [address]  # the epoch's batches came from the service
+    reader = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == 2
+
+
+def test_a_tfrecord_source_and_a_bad_address_are_one_line_errors(data):
+    cfg, inputs, indexed, _ = data
+    records = dataclasses.replace(indexed, kind="records")
+    with pytest.raises(UserError, match="--data_service reads image folders"):
+        service.service_dataset(
+            cfg, records, address="grpc://h:1", batch_size=4, stats=inputs.stats
+        )
+    with pytest.raises(UserError, match=r"^--data_service h:1 is not grpc://HOST:PORT$"):
+        service.check_address("h:1")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["dispatcher"], "error: --port None is not a port number (1-65535)"),
+        (["worker", "--port", "5"], "error: worker needs --dispatcher HOST:PORT"),
+        (["both", "--port", "5"], "error: give one role, dispatcher or worker; got 'both'"),
+    ],
+)
+def test_the_commands_mistakes_are_one_line_and_status_2(args, message, capsys):
+    assert data_service.main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [message]
