@@ -24,6 +24,16 @@ def _pca_constants(cfg):
         raise UserError(f"--pca_file {cfg.pca_file} is not a data_stats JSON: {error}") from None
 
 
+def _model_order(image, cfg):
+    """`image` (..., 3), normalised in RGB order, in the channel order the model takes
+    (`cfg.channel_order`: a model imported from Caffe takes BGR)."""
+    if cfg.channel_order == "rgb":
+        return image
+    if cfg.channel_order == "bgr":
+        return tf.reverse(image, [-1])
+    raise UserError(f"channel order {cfg.channel_order!r} is not one of rgb, bgr")
+
+
 def train_transform(cfg, stats, epoch):
     """`fn(contents, index)` -> one augmented, normalised training image (S, S, 3).
 
@@ -61,7 +71,7 @@ def train_transform(cfg, stats, epoch):
             image_ops.crop_mirrored(mean, offset, size, mirror) if mean.shape.rank == 4 else mean
         )
         image = image_ops.light_and_normalize(image, shift, mean_crop, scale)
-        return tf.ensure_shape(image, [size, size, 3])
+        return tf.ensure_shape(_model_order(image, cfg), [size, size, 3])
 
     return fn
 
@@ -86,7 +96,8 @@ def eval_transform(cfg, stats, crops=1):
             else:
                 image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
                 image = image_ops.center_crop(image_ops.center_crop(image, resize), size)
-            return tf.ensure_shape(image_ops.normalize(image, mean, scale), [size, size, 3])
+            image = _model_order(image_ops.normalize(image, mean, scale), cfg)
+            return tf.ensure_shape(image, [size, size, 3])
 
         return center
     mean = stats.mean(cfg.mean)
@@ -98,6 +109,7 @@ def eval_transform(cfg, stats, crops=1):
         del index
         image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
         image = image_ops.ten_crops(image_ops.center_crop(image, resize), size)
-        return tf.ensure_shape(image_ops.normalize(image, mean, scale), [10, size, size, 3])
+        image = _model_order(image_ops.normalize(image, mean, scale), cfg)
+        return tf.ensure_shape(image, [10, size, size, 3])
 
     return ten

@@ -1,0 +1,81 @@
+"""The import command's folder, used by predict, the SavedModel and load_model: a Caffe
+model gets BGR 0-255 minus Caffe's mean, as a PyTorch forward in Caffe's layout on the
+image file's pixels (read with PIL) says it must."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import torch
+from caffe_wire import net
+from imagefiles import encode, pattern, write
+from PIL import Image
+from test_pretrained import CAFFE_SHAPES, caffe_forward, random_layers, relative_error
+
+import alexnet_tf
+from alexnet_tf import import_weights
+from alexnet_tf.evaluation.predict import Predictor
+
+SIZE, RESIZE = 99, 256
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("import")
+    layers = random_layers(CAFFE_SHAPES, seed=11)
+    layers["fc8"] = [layers["fc8"][0] / 200, layers["fc8"][1]]  # a softmax not all in one class
+    (root / "bvlc.caffemodel").write_bytes(net(layers))
+    names = [f"n0000000{i}" for i in range(10)]
+    (root / "synsets.txt").write_text("".join(f"{n} thing {i}\n" for i, n in enumerate(names)))
+    # A 256-px square PNG: no resize, a lossless decode, colours unlike in every channel.
+    image = write(str(root / "photo.png"), encode(pattern(RESIZE, RESIZE, seed=2), "PNG"))
+    out = str(root / "run")
+    status = import_weights.main(
+        [str(root / "bvlc.caffemodel"), "--output", out, "--class_names", str(root / "synsets.txt")]
+    )
+    assert status == 0
+    return layers, out, image, names
+
+
+def caffe_probabilities(layers, path):
+    """Caffe's convention on the file's pixels: centre crop, BGR, 0-255 minus the mean."""
+    rgb = np.asarray(Image.open(path).convert("RGB"), np.float32)
+    top = (RESIZE - SIZE) // 2
+    crop = rgb[top : top + SIZE, top : top + SIZE, ::-1] - np.float32([104, 117, 123])
+    logits = caffe_forward(layers, np.ascontiguousarray(crop.transpose(2, 0, 1)[None]))
+    return torch.softmax(torch.from_numpy(logits), -1).numpy()
+
+
+def test_predict_and_the_saved_model_feed_a_caffe_model_bgr(imported):
+    layers, out, image, names = imported
+    reference = caffe_probabilities(layers, image)
+    assert reference.max() < 0.999  # the comparison is not between two saturated softmaxes
+    predictor = Predictor.from_files(model_dir=out)
+    ours = predictor.probabilities([image], crops=1)
+    assert relative_error(ours, reference) < 1e-4, relative_error(ours, reference)
+    assert list(predictor.class_names) == names
+    serve = tf.saved_model.load(os.path.join(out, "saved_model")).signatures["serving_default"]
+    with open(image, "rb") as f:
+        answer = serve(images=tf.constant([f.read()]))
+    top = answer["probabilities"].numpy()[0]
+    np.testing.assert_allclose(top, np.sort(reference[0])[::-1][:5], rtol=1e-4, atol=1e-6)
+
+
+def test_the_folder_records_the_convention_and_loads(imported):
+    _, out, _, names = imported
+    with open(os.path.join(out, "run.json")) as f:
+        record = json.load(f)
+    assert record["data"]["channel_order"] == "bgr"
+    assert record["imported"]["input_convention"]["mean"] == [104.0, 117.0, 123.0]
+    assert record["model"]["lrn"] == "caffe"
+    model = alexnet_tf.load_model(out)
+    assert model.input_shape == (None, SIZE, SIZE, 3) and model.output_shape == (None, 10)
+
+
+def test_a_missing_file_or_output_is_one_line(tmp_path, capsys):
+    assert import_weights.main([str(tmp_path / "none.caffemodel"), "--output", "x"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert import_weights.main([str(tmp_path / "none.caffemodel")]) == 2
+    assert "--output" in capsys.readouterr().err
