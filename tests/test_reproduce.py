@@ -4,6 +4,7 @@ filters figure's tower A on the left, the ablation runs resumable one by one."""
 
 import json
 import os
+import sys
 
 import keras
 import numpy as np
@@ -215,3 +216,14 @@ def test_ablations_on_data_every_run_rejects_stop_with_that_one_line(tmp_path, c
     assert reproduce.main([*argv, "--variants", "default,no_lrn", "--seeds", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: every ablation run failed; the first: --data_dir")
+
+
+def test_without_data_dir_or_scikit_learn_the_digits_ask_for_one_or_the_other(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # no digits written yet
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    assert reproduce.main(["relu_vs_tanh", "--output", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "pip install scikit-learn" in err and "\n" not in err
