@@ -32,6 +32,7 @@ import tensorflow as tf
 from tensorflow.python.eager import context as tf_context
 
 from alexnet_tf.config import CHECKPOINT_DIR
+from alexnet_tf.distribute.slurm import slurm_tasks
 from alexnet_tf.errors import TrainingStopped, UserError
 
 log = logging.getLogger(__name__)
@@ -126,10 +127,13 @@ def make_placement(kind):
             else "",
         )
     if kind == "multi_worker":
+        tasks, resolver = (tasks, None) if tasks else slurm_tasks() or (None, None)
         if not tasks:
-            raise UserError("--strategy multi_worker needs TF_CONFIG (cluster and task) set")
+            raise UserError(
+                "--strategy multi_worker needs TF_CONFIG (cluster and task) set, or a Slurm step"
+            )
         _, task_type, index, cluster = tasks
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
         is_chief = task_type == "chief" or (
             task_type == "worker" and index == 0 and "chief" not in cluster
         )
