@@ -16,7 +16,10 @@ options.define_eval_flags()
 
 def main(argv):
     del argv
+    from alexnet_tf.distribute.gpu_check import check_gpu
     from alexnet_tf.evaluation.evaluate_run import evaluate
+
+    check_gpu(options.FLAGS.require_gpu)
 
     evaluate(configs.eval_config())
 

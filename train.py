@@ -15,7 +15,10 @@ options.define_train_flags()
 
 def main(argv):
     del argv
+    from alexnet_tf.distribute.gpu_check import check_gpu
     from alexnet_tf.training.loop import train_and_evaluate
+
+    check_gpu(options.FLAGS.require_gpu)
 
     train_and_evaluate(configs.train_config())
 

@@ -153,6 +153,15 @@ def define_data_flags(flag_values=FLAGS, only=None):
         flags.DEFINE_flag(source[name], flag_values=flag_values, module_name=__name__)
 
 
+def _define_require_gpu(flag_values):
+    flags.DEFINE_bool(
+        "require_gpu",
+        False,
+        "Stop with one line (status 2) if TensorFlow sees no GPU.",
+        flag_values=flag_values,
+    )
+
+
 def _define_cpu_devices(flag_values):
     flags.DEFINE_integer(
         "cpu_devices",
@@ -198,6 +207,7 @@ def define_train_flags(flag_values=FLAGS):
     fv = flag_values
     define_data_flags(fv)
     _define_cpu_devices(fv)
+    _define_require_gpu(fv)
     t = TrainConfig()
     m = ModelConfig()
     flags.DEFINE_string(
@@ -310,6 +320,7 @@ def define_eval_flags(flag_values=FLAGS):
     fv = flag_values
     define_data_flags(fv)
     _define_cpu_devices(fv)
+    _define_require_gpu(fv)
     e = EvalConfig()
     define_model_file_flags(
         fv,
