@@ -75,6 +75,8 @@ class TrainConfig:
     val_steps: int | None = None  # cap validation batches (quick runs)
     progress_seconds: float = 10.0  # between progress lines during an epoch
     cpu_devices: int = 1  # logical CPU devices (tests of multi-device code without GPUs)
+    init_from: str | None = None  # a trained run's folder or .keras file to start from
+    train_layers: tuple[str, ...] | None = None  # with init_from: train these, freeze the rest
     data_service: str | None = None  # grpc://HOST:PORT: the input pipeline on a tf.data service
 
 

@@ -3,20 +3,24 @@ model gets BGR 0-255 minus Caffe's mean, as a PyTorch forward in Caffe's layout 
 image file's pixels (read with PIL) says it must."""
 
 import json
+import logging
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import torch
+from absl import flags
 from caffe_wire import net
-from imagefiles import encode, pattern, write
+from imagefiles import encode, image_folder, pattern, write
 from PIL import Image
 from test_pretrained import CAFFE_SHAPES, caffe_forward, random_layers, relative_error
 
 import alexnet_tf
 from alexnet_tf import import_weights
+from alexnet_tf.cli import configs, options
 from alexnet_tf.evaluation.predict import Predictor
+from alexnet_tf.training import loop
 
 SIZE, RESIZE = 99, 256
 
@@ -79,3 +83,40 @@ def test_a_missing_file_or_output_is_one_line(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert import_weights.main([str(tmp_path / "none.caffemodel")]) == 2
     assert "--output" in capsys.readouterr().err
+
+
+def test_fine_tuning_rebuilds_fc8_trains_only_the_named_layers_and_keeps_bgr(
+    imported, tmp_path, caplog
+):
+    _, out, _, _ = imported
+    data_dir = image_folder(
+        tmp_path / "data", ("ant", "bee", "cat"), size=(110, 120), splits={"train": 4, "val": 2}
+    )
+    fv = flags.FlagValues()
+    options.define_train_flags(fv)
+    run_dir = str(tmp_path / "run")
+    fv(
+        ["train.py", "--data_dir", data_dir, "--model_dir", run_dir, "--init_from", out]
+        + ["--train_layers", "fc7,fc8", "--epochs", "1", "--steps_per_epoch", "2"]
+        + ["--batch_size", "4", "--strategy", "one_device", "--learning_rate", "0.1"]
+    )
+    cfg = configs.train_config(fv)
+    assert (cfg.data.channel_order, cfg.data.image_size, cfg.data.normalize) == ("bgr", 99, "paper")
+    assert (cfg.model.lrn, cfg.model.groups) == ("caffe", 2)
+    with caplog.at_level(logging.INFO):
+        loop.train_and_evaluate(cfg)
+    assert "fc8 rebuilt for the data's 3 classes" in caplog.text
+    before, after = alexnet_tf.load_model(out), alexnet_tf.load_model(run_dir)
+    for name in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6"):
+        for old, new in zip(
+            before.get_layer(name).get_weights(), after.get_layer(name).get_weights(), strict=True
+        ):
+            assert np.array_equal(old, new), name  # bitwise: frozen
+    assert not np.array_equal(
+        before.get_layer("fc7").get_weights()[0], after.get_layer("fc7").get_weights()[0]
+    )
+    assert after.output_shape == (None, 3)
+    with open(os.path.join(run_dir, "run.json")) as f:
+        assert json.load(f)["data"]["channel_order"] == "bgr"
+    stats = np.load(os.path.join(run_dir, "input_stats.npz"))
+    np.testing.assert_array_equal(stats["channel_mean"], [123.0, 117.0, 104.0])

@@ -178,7 +178,9 @@ def train_config(fv=FLAGS):
         raise UserError(
             f"--strategy {train.strategy} needs a per-tower --lrn (paper or cuda-convnet)"
         )
-    return Config(data=data, model=model, train=train)
+    from alexnet_tf.cli.init_from import apply_init_from
+
+    return apply_init_from(Config(data=data, model=model, train=train), fv)
 
 
 def eval_config(fv=FLAGS):

@@ -312,6 +312,19 @@ def define_train_flags(flag_values=FLAGS):
         "(python -m alexnet_tf.data_service).",
         flag_values=fv,
     )
+    flags.DEFINE_string(
+        "init_from",
+        None,
+        "Start from a trained or imported model (a run folder or .keras file): its weights, "
+        "architecture and input convention; fc8 is rebuilt for another class count.",
+        flag_values=fv,
+    )
+    flags.DEFINE_list(
+        "train_layers",
+        None,
+        "With --init_from: train only these layers (e.g. fc7,fc8), freeze the others.",
+        flag_values=fv,
+    )
     for name, value in DEMO_DEFAULTS.items():  # without --data_dir: the demo's own values
         fv[name].help += f" (demo: {value})"
 

@@ -31,6 +31,7 @@ from alexnet_tf.distribute.strategies import (
     peers_lost_as_stop,
 )
 from alexnet_tf.errors import UserError
+from alexnet_tf.training import init_from
 from alexnet_tf.training.run import Run
 from alexnet_tf.training.run_folder import (
     check_run_folder,
@@ -88,6 +89,7 @@ def _train(cfg, placement, signals):
     if not placement.is_chief:
         workdir = os.path.join(workdir, f".worker-{placement.worker_index}")
     try:
+        init_from.copy_stats(cfg, workdir)
         inputs = prepare_inputs(cfg.data, workdir, poll=signals.poll)
     except BaseException:
         if created:  # a mistake in the data leaves no run behind (a bad-file report stays)

@@ -17,6 +17,7 @@ from alexnet_tf.model.alexnet import build_from_config
 from alexnet_tf.model.optimizer import make_optimizer
 from alexnet_tf.model.tower_devices import ReplicaTowers
 from alexnet_tf.progress import Progress, format_duration
+from alexnet_tf.training import init_from
 from alexnet_tf.training.checkpoints import Checkpoints, RunState
 from alexnet_tf.training.run_folder import record_epoch
 from alexnet_tf.training.steps import make_finite_check, make_train_step
@@ -41,6 +42,7 @@ class Run:
                 tower_devices=tower_devices(placement),
                 seed=cfg.data.seed,
             )
+            init_from.initialize(self.model, cfg)
             optimizer = make_optimizer(t)
             optimizer.build(self.model.trainable_variables)
             self.model.compile(optimizer=optimizer)  # ReduceLROnPlateau reads model.optimizer
