@@ -71,7 +71,18 @@ def test_the_filters_figure_puts_tower_a_left(tmp_path, capsys):
     result = json.loads((tmp_path / "out" / "filters" / "filters.json").read_text())
     assert result["kernel_shape"] == [11, 11, 3, 96]
     assert os.listdir(tmp_path / "out" / "filters" / "tensorboard" / "figure")
+    assert result["towers"] == 2 and set(result["colourfulness"]) == {"tower A", "tower B"}
     assert "colourfulness, tower A" in capsys.readouterr().out
+
+
+def test_a_one_tower_model_gets_one_block_of_kernels(tmp_path):
+    model = build_alexnet(num_classes=3, image_size=67, groups=1)
+    path = os.path.join(tmp_path, "model.keras")
+    model.save(path)
+    assert reproduce.main(["filters", "--model_dir", path, "--output", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "filters" / "filters.json").read_text())
+    assert result["towers"] == 1 and list(result["colourfulness"]) == ["one tower"]
+    assert png_size(tmp_path / "filters" / "filters.png") == inches(filters_lib.FIGURE_INCHES)
 
 
 def test_relu_vs_tanh_trains_both_and_draws_figure_1(tiny_data, tmp_path, capsys):

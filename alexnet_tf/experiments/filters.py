@@ -23,72 +23,79 @@ def conv1_kernel(model):
     return np.asarray(model.get_layer("conv1").get_weights()[0], np.float32)
 
 
-def tower_grids(kernel, columns=COLUMNS, zoom=4):
-    """The two towers' kernels as two RGB images in [0, 1]: (H, W, 3) each."""
-    half = kernel.shape[-1] // 2
+def has_towers(model):
+    """Whether conv1's maps feed two towers: conv2 grouped in two (the paper's net). A
+    one-tower model (`--groups 1`, torchvision's variant) has one block of kernels."""
+    try:
+        return getattr(model.get_layer("conv2"), "groups", 1) == 2
+    except ValueError:
+        return False
+
+
+def blocks(kernel, towers):
+    """`[(title, kernels (kh, kw, 3, n))]`: tower A's and tower B's halves, or all."""
+    count = kernel.shape[-1]
+    if not towers:
+        return [(f"one tower: {count} kernels (maps 0-{count - 1})", kernel)]
+    half = count // 2
     return [
-        filter_grid(kernel[..., part], columns, zoom)[0]
-        for part in (slice(0, half), slice(half, None))
+        (f"tower A: {half} kernels (maps 0-{half - 1})", kernel[..., :half]),
+        (f"tower B: {half} kernels (maps {half}-{count - 1})", kernel[..., half:]),
     ]
 
 
-def colourfulness(kernel):
-    """Per kernel, how much its colour channels differ: the mean over pixels of the std
-    across R, G, B of the kernel scaled to [0, 1], averaged over each tower. A colour-
-    agnostic (grey) kernel scores near 0."""
-    k = np.transpose(kernel, (3, 0, 1, 2))  # (N, kh, kw, 3)
+def colourfulness(kernels):
+    """How much the colour channels of `kernels` (kh, kw, 3, n) differ: per kernel scaled
+    to [0, 1], the std across R, G, B averaged over its pixels, then over the kernels. A
+    colour-agnostic (grey) kernel scores 0."""
+    k = np.transpose(kernels, (3, 0, 1, 2))  # (N, kh, kw, 3)
     low = k.min(axis=(1, 2, 3), keepdims=True)
     k = (k - low) / np.maximum(k.max(axis=(1, 2, 3), keepdims=True) - low, 1e-8)
-    per_kernel = k.std(axis=-1).mean(axis=(1, 2))
-    half = len(per_kernel) // 2
-    return float(per_kernel[:half].mean()), float(per_kernel[half:].mean())
+    return float(k.std(axis=-1).mean())
 
 
 def run(model, source, out):
     kernel = conv1_kernel(model)
-    colour_a, colour_b = colourfulness(kernel)
+    parts = blocks(kernel, has_towers(model))
+    colour = {title.split(":")[0]: colourfulness(k) for title, k in parts}
     result = {
         "model": source,
         "kernel_shape": list(kernel.shape),
-        "colourfulness_tower_a": colour_a,
-        "colourfulness_tower_b": colour_b,
+        "towers": len(parts),
+        "colourfulness": colour,
     }
     out.json(result)
-    out.scalars("colourfulness", 0, {"tower_a": colour_a, "tower_b": colour_b})
-    out.figure(figure(kernel, source))
+    out.scalars("colourfulness", 0, {k.replace(" ", "_"): v for k, v in colour.items()})
+    out.figure(figure(parts, source))
     return result
 
 
-def figure(kernel, source):
+def figure(parts, source):
     fig = record.new_figure(*FIGURE_INCHES)
-    half = kernel.shape[-1] // 2
-    kh, kw = kernel.shape[:2]
-    for i, (grid, name) in enumerate(zip(tower_grids(kernel), ("A", "B"), strict=True)):
-        ax = fig.add_axes([0.02 + 0.49 * i, 0.02, 0.47, 0.86])
-        ax.imshow(grid, interpolation="nearest")
-        maps = f"maps {half * i}-{half * (i + 1) - 1}"
-        ax.set_title(f"tower {name}: {half} kernels {kh}x{kw}x3 ({maps})", fontsize=10)
+    width = 0.96 / len(parts)
+    for i, (title, kernels) in enumerate(parts):
+        ax = fig.add_axes([0.02 + width * i, 0.02, width - 0.02, 0.86])
+        columns = COLUMNS * (3 - len(parts))  # one block: twice as wide
+        ax.imshow(filter_grid(kernels, columns, zoom=4)[0], interpolation="nearest")
+        kh, kw = kernels.shape[:2]
+        ax.set_title(f"{title}, {kh}x{kw}x3", fontsize=10)
         ax.axis("off")
     fig.suptitle(f"Figure 3: conv1 of {source}", fontsize=11)
     return fig
 
 
+PAPER_COLOUR = {"tower A": "low (colour-agnostic)", "tower B": "high (colour-specific)"}
+
+
 def table_rows(result):
-    return [
+    kh, kw, _, count = result["kernel_shape"]
+    rows = [
         [
             "kernels",
-            "96 of 11x11x3",
-            f"{result['kernel_shape'][3]} of "
-            f"{result['kernel_shape'][0]}x{result['kernel_shape'][1]}x3",
-        ],  # fmt: skip
-        [
-            "colourfulness, tower A",
-            "low (colour-agnostic)",
-            f"{result['colourfulness_tower_a']:.3f}",
-        ],
-        [
-            "colourfulness, tower B",
-            "high (colour-specific)",
-            f"{result['colourfulness_tower_b']:.3f}",
-        ],
+            "96 of 11x11x3, 2 towers",
+            f"{count} of {kh}x{kw}x3, {result['towers']} tower(s)",
+        ]
     ]
+    for name, value in result["colourfulness"].items():
+        rows.append([f"colourfulness, {name}", PAPER_COLOUR.get(name), f"{value:.3f}"])
+    return rows
