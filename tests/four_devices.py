@@ -73,18 +73,22 @@ def mirrored_towers_run():
     return _RUNS["mt"]
 
 
+def device_of(graph, op):
+    """The CPU number an op runs on ("" if unplaced): its own device, else where its
+    colocation group says (gradient ops are colocated with their forward op)."""
+    device = op.device
+    for group in op.colocation_groups() if not device else ():
+        device = graph.get_operation_by_name(group.decode()[len("loc:@") :]).device
+    return device.split(":")[-1] if device else ""
+
+
 def op_devices(graph):
-    """{op type: Counter of device suffixes}; an unplaced op counts where its colocation
-    group says (gradient ops are colocated with their forward op)."""
+    """{op type: Counter of CPU numbers}."""
     found = collections.defaultdict(collections.Counter)
     for op in graph.get_operations():
-        device = op.device
-        for group in op.colocation_groups() if not device else ():
-            device = graph.get_operation_by_name(group.decode()[len("loc:@") :]).device
-        kind = op.type
-        if kind == "RealDiv" and "norm" not in op.name:
+        if op.type == "RealDiv" and "norm" not in op.name:
             continue  # LRN's written-out gradient only, not the loss's divisions
-        found[kind][device.split(":")[-1] if device else ""] += 1
+        found[op.type][device_of(graph, op)] += 1
     return found
 
 
@@ -158,6 +162,48 @@ def evaluation_scores_every_image_once():
 
 
 @check
+def mixed_precision_trains_and_sends_tower_b_weights_in_16_bits():
+    from alexnet_tf.config import TrainConfig
+    from alexnet_tf.model.optimizer import make_optimizer
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        placement = make_placement("mirrored_towers")
+        with placement.strategy.scope():
+            model = build_alexnet(CLASSES, SIZE, seed=0, tower_devices=tower_devices(placement))
+            optimizer = make_optimizer(TrainConfig(mixed_precision="float16"))  # loss scaling
+            optimizer.build(model.trainable_variables)
+        before = [w.copy() for w in model.get_weights()]
+        step = make_train_step(model, optimizer, placement.strategy, BATCH)
+        for x, y in placement.strategy.experimental_distribute_dataset(batches()):
+            assert np.isfinite(float(step(x, y)["loss"]))
+        graph = step.get_concrete_function(x, y).graph
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(not np.array_equal(a, b) for a, b in zip(model.get_weights(), before, strict=True))
+    # Tower B's weights live on the replica's own device (mirrored variables): every
+    # tensor read from a variable there and used on the partner must already be float16.
+    crossing = {}
+    for op in graph.get_operations():
+        here = device_of(graph, op)
+        if here not in ("1", "3"):
+            continue
+        for tensor in op.inputs:
+            source = tensor.op
+            while source.type in ("Cast", "Identity") and source.inputs:
+                source = source.inputs[0].op
+            if (
+                source.type == "ReadVariableOp"
+                and tensor.dtype.is_floating
+                and device_of(graph, tensor.op) != here
+            ):
+                crossing[tensor.name] = tensor.dtype.name
+    # kernel and bias of tower B's 8 layers, read by each of the two replicas' partners
+    # (the dropout layers' int64 seed states cross too: 16 bytes each)
+    assert collections.Counter(crossing.values()) == {"float16": 32}, crossing
+
+
+@check
 def a_resumed_run_equals_the_run_that_never_stopped():
     import pathlib
 
@@ -178,6 +224,31 @@ def a_resumed_run_equals_the_run_that_never_stopped():
     loop.train_and_evaluate(test_resume.config(data_dir, resumed, "mirrored_towers"))
     assert_same_run(whole, resumed, test_resume.EPOCHS)
     assert json.loads((whole / "run.json").read_text())["layout"] == "towers"
+    conv1_grids_per_tower(whole)
+
+
+def conv1_grids_per_tower(run):
+    """TensorBoard's last conv1 grid of each tower shows that tower's 48 filters of the
+    final model, each scaled to [0, 1] on its own (a NumPy reference of the grid)."""
+    images = {}
+    for path in sorted((run / "train").glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag.startswith("conv1_filters/"):
+                    png = tf.make_ndarray(value.tensor)[2]  # width, height, PNG
+                    images[value.tag] = tf.io.decode_png(png)
+    assert sorted(images) == ["conv1_filters/tower0", "conv1_filters/tower1"], sorted(images)
+    kernel = keras.saving.load_model(run / "model.keras").get_layer("conv1").get_weights()[0]
+    for tower in (0, 1):
+        filters = kernel[..., 48 * tower : 48 * (tower + 1)]
+        grid = images[f"conv1_filters/tower{tower}"].numpy().astype(np.float32) / 255.0
+        assert grid.shape == (6 * 12 * 3 + 3, 8 * 12 * 3 + 3, 3), grid.shape  # 6 x 8, zoom 3
+        for i in (0, 47):  # first and last filter of the tower, top-left pixel of each
+            row, col = divmod(i, 8)
+            top, left = 3 * (1 + row * 12), 3 * (1 + col * 12)
+            f = filters[..., i]
+            want = (f[0, 0] - f.min()) / (f.max() - f.min())
+            np.testing.assert_allclose(grid[top, left], want, atol=1 / 255)
 
 
 def main():

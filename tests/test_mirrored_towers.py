@@ -15,9 +15,11 @@ import pytest
 import tensorflow as tf
 
 from alexnet_tf import build_alexnet, copy_weights
+from alexnet_tf.config import Config, TrainConfig
 from alexnet_tf.distribute import strategies
 from alexnet_tf.errors import UserError
 from alexnet_tf.model.optimizer import PaperSGD
+from alexnet_tf.training import loop
 from alexnet_tf.training.run import tower_devices
 from alexnet_tf.training.steps import make_train_step
 
@@ -47,6 +49,7 @@ def four_devices(tmp_path_factory):
         "towers_sit_on_each_replicas_pair",
         "steps_equal_one_device_on_the_same_global_batch",
         "evaluation_scores_every_image_once",
+        "mixed_precision_trains_and_sends_tower_b_weights_in_16_bits",
         "a_resumed_run_equals_the_run_that_never_stopped",
     ],
 )
@@ -64,6 +67,31 @@ def test_an_odd_device_count_is_refused_in_one_line(monkeypatch, count):
     assert "\n" not in str(refused.value)
     assert "needs an even number of devices" in str(refused.value)
     assert f"found {count}" in str(refused.value)
+
+
+def test_auto_keeps_choosing_mirrored_on_several_gpus_and_says_why(monkeypatch, caplog):
+    gpus = ["GPU:0", "GPU:1", "GPU:2", "GPU:3"]  # only counted: the strategy takes the CPUs
+    monkeypatch.setattr(strategies.tf.config, "list_physical_devices", lambda kind: gpus)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with caplog.at_level("INFO", logger=strategies.__name__):
+        assert strategies.make_placement("auto").kind == "mirrored"
+    assert "--strategy auto chose mirrored (4 GPU(s)" in caplog.text
+    assert "faster than towers or mirrored_towers" in caplog.text
+
+
+def test_xla_is_refused_in_one_line(tmp_path):
+    cfg = Config(
+        train=TrainConfig(
+            model_dir=str(tmp_path / "run"), strategy="mirrored_towers", jit_compile=True
+        )
+    )
+    with pytest.raises(UserError) as refused:
+        loop.train_and_evaluate(cfg)
+    assert str(refused.value).startswith(
+        "--jit_compile cannot compile a --strategy mirrored_towers step"
+    )
+    assert "\n" not in str(refused.value)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def two_steps(kind):

@@ -18,7 +18,7 @@ the channels trains the whole net about 2x faster with the same maths and layout
 import keras
 import tensorflow as tf
 
-from alexnet_tf.model.tower_devices import normalized, pair
+from alexnet_tf.model.tower_devices import normalized, pair, tower_part, variable_device
 
 
 def tower_sizes(units, towers):
@@ -36,17 +36,6 @@ def _shapes(input_shape):
 def _joined(xs):
     """Both towers' maps as one tensor (channels of tower 0 first)."""
     return xs[0] if len(xs) == 1 else tf.concat(xs, axis=-1)
-
-
-def _tower_part(initializer, full_shape, start, size):
-    """Tower t's slice of one draw of the plain layer's variable: a seeded towers model
-    starts as the plain model of the same seed (and Glorot sees the plain fan-out)."""
-
-    def initial(shape, dtype=None):
-        del shape
-        return initializer(full_shape, dtype=dtype)[..., start : start + size]
-
-    return initial
 
 
 class _TowerLayer(keras.layers.Layer):
@@ -85,8 +74,8 @@ class _TowerLayer(keras.layers.Layer):
             kernel_init, bias_init = self.kernel_initializer, self.bias_initializer
             if self.tower_devices is not None:
                 start = sum(sizes[:t])
-                kernel_init = _tower_part(kernel_init, (*kernel_shape, self.units), start, units)
-                bias_init = _tower_part(bias_init, (self.units,), start, units)
+                kernel_init = tower_part(kernel_init, (*kernel_shape, self.units), start, units)
+                bias_init = tower_part(bias_init, (self.units,), start, units)
             with tf.device(device):
                 kernel = self.add_weight(
                     name="kernel" + suffix, shape=(*kernel_shape, units), initializer=kernel_init
@@ -140,8 +129,16 @@ class _TowerLayer(keras.layers.Layer):
 
     def _finish(self, y, t):
         """Bias and activation in the compute dtype for tower `t`."""
-        bias = tf.cast(self.biases[t], y.dtype)
-        return self.activation(tf.nn.bias_add(y, bias))
+        return self.activation(tf.nn.bias_add(y, self._weight(self.biases, t, y.dtype)))
+
+    def _weight(self, variables, t, dtype):
+        """Tower `t`'s variable in the compute dtype, cast where it lives: under
+        mirrored_towers tower B's weights (and gradients) cross devices in 16 bits under
+        mixed precision, not 32."""
+        if self.tower_devices is None:
+            return tf.cast(variables[t], dtype)
+        with tf.device(variable_device(self.tower_devices, t)):
+            return tf.cast(variables[t], dtype)
 
     def get_config(self):
         config = super().get_config()
@@ -226,7 +223,7 @@ class TowerConv2D(_TowerLayer):
         def tower(t, xs):
             # groups=2: a tower's own maps; else both towers' maps (the exchange).
             x = xs[t] if self.groups == 2 else _joined(xs)
-            return self._finish(self._conv(x, self.kernels[t]), t)
+            return self._finish(self._conv(x, self._weight(self.kernels, t, x.dtype)), t)
 
         return self._on_towers(inputs, tower)
 
@@ -293,7 +290,7 @@ class TowerDense(_TowerLayer):
     def _dense(self, x, t):
         if x.shape.rank > 2:
             x = tf.reshape(x, [-1, x.shape[1:].num_elements()])
-        return self._finish(tf.matmul(x, tf.cast(self.kernels[t], x.dtype)), t)
+        return self._finish(tf.matmul(x, self._weight(self.kernels, t, x.dtype)), t)
 
     def call(self, inputs):
         if self.tower_devices is None:

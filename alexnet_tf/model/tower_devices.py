@@ -1,4 +1,5 @@
-"""Which two devices a towers model's towers run on, fixed or per data-parallel replica.
+"""Which two devices a towers model's towers run on, fixed or per data-parallel replica,
+and where their variables live and start.
 
 `build_alexnet(tower_devices=...)` takes either two device names (the paper's net on two
 GPUs) or `ReplicaTowers(pairs)`: under `MirroredStrategy` over the first device of each
@@ -51,3 +52,23 @@ def pair(tower_devices):
     if isinstance(tower_devices, ReplicaTowers):
         return tower_devices.current()
     return tower_devices
+
+
+def variable_device(tower_devices, tower):
+    """Where tower `tower`'s variables live: on its device, or under `ReplicaTowers` (whose
+    variables are mirrored) on the replica's own device, the first of its pair."""
+    if isinstance(tower_devices, ReplicaTowers):
+        return tower_devices.current()[0]
+    return tower_devices[tower]
+
+
+def tower_part(initializer, full_shape, start, size):
+    """An initializer for one tower's slice `[..., start:start + size]` of one draw of the
+    plain layer's variable (`full_shape`): a seeded towers model starts as the plain model
+    of the same seed, whatever the devices (and Glorot sees the plain fan-out)."""
+
+    def initial(shape, dtype=None):
+        del shape
+        return initializer(full_shape, dtype=dtype)[..., start : start + size]
+
+    return initial
