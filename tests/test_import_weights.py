@@ -17,7 +17,7 @@ from PIL import Image
 from test_pretrained import CAFFE_SHAPES, caffe_forward, random_layers, relative_error
 
 import alexnet_tf
-from alexnet_tf import import_weights
+from alexnet_tf import import_weights, predict
 from alexnet_tf.cli import configs, options
 from alexnet_tf.evaluation.predict import Predictor
 from alexnet_tf.training import loop
@@ -43,12 +43,17 @@ def imported(tmp_path_factory):
     return layers, out, image, names
 
 
-def caffe_probabilities(layers, path):
-    """Caffe's convention on the file's pixels: centre crop, BGR, 0-255 minus the mean."""
+def caffe_input(path):
+    """Caffe's convention on the file's pixels: centre crop, BGR, 0-255 minus the mean,
+    as (1, 3, H, W)."""
     rgb = np.asarray(Image.open(path).convert("RGB"), np.float32)
     top = (RESIZE - SIZE) // 2
     crop = rgb[top : top + SIZE, top : top + SIZE, ::-1] - np.float32([104, 117, 123])
-    logits = caffe_forward(layers, np.ascontiguousarray(crop.transpose(2, 0, 1)[None]))
+    return np.ascontiguousarray(crop.transpose(2, 0, 1)[None])
+
+
+def caffe_probabilities(layers, path):
+    logits = caffe_forward(layers, caffe_input(path))
     return torch.softmax(torch.from_numpy(logits), -1).numpy()
 
 
@@ -76,6 +81,21 @@ def test_the_folder_records_the_convention_and_loads(imported):
     assert record["model"]["lrn"] == "caffe"
     model = alexnet_tf.load_model(out)
     assert model.input_shape == (None, SIZE, SIZE, 3) and model.output_shape == (None, 10)
+
+
+def test_features_of_fc7_are_caffes_fc7_one_row_per_image(imported, tmp_path, capsys):
+    layers, out, image, _ = imported
+    other = write(str(tmp_path / "other.png"), encode(pattern(RESIZE, RESIZE, seed=7), "PNG"))
+    output = tmp_path / "feats.npy"
+    argv = [image, other, "--model_dir", out, "--features", "fc7", "--output", str(output)]
+    assert predict.main([*argv, "--crops", "1"]) == 0
+    values = np.load(output)
+    reference = np.concatenate([caffe_forward(layers, caffe_input(p), "fc7") for p in argv[:2]])
+    assert values.shape == (2, 4096)
+    assert relative_error(values, reference) < 1e-4, relative_error(values, reference)
+    assert (tmp_path / "feats.txt").read_text().split() == [image, other]
+    assert predict.main([image, "--model_dir", out, "--features", "fc9", "--output", "f.npy"]) == 2
+    assert "--features fc9: the model has no such layer" in capsys.readouterr().err
 
 
 def test_a_missing_file_or_output_is_one_line(tmp_path, capsys):

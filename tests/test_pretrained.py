@@ -55,8 +55,9 @@ def relative_error(ours, reference):
     return float(np.max(np.abs(ours - reference)) / np.max(np.abs(reference)))
 
 
-def caffe_forward(layers, images_nchw):
-    """bvlc_alexnet's deploy net with PyTorch's functional ops on Caffe's layout."""
+def caffe_forward(layers, images_nchw, until="fc8"):
+    """bvlc_alexnet's deploy net with PyTorch's functional ops on Caffe's layout (up to
+    and including layer `until`: "fc7" is fc7's ReLU output)."""
     t = {k: [torch.from_numpy(np.ascontiguousarray(a)) for a in v] for k, v in layers.items()}
     x = torch.from_numpy(images_nchw)
 
@@ -74,6 +75,8 @@ def caffe_forward(layers, images_nchw):
     x = torch.flatten(x, 1)  # C, H, W
     x = F.relu(F.linear(x, *t["fc6"]))
     x = F.relu(F.linear(x, *t["fc7"]))
+    if until == "fc7":
+        return x.numpy()
     return F.linear(x, *t["fc8"]).numpy()
 
 

@@ -92,6 +92,29 @@ class Predictor:
             out.append(probs.reshape(-1, crops, probs.shape[-1]).mean(axis=1))
         return np.concatenate(out)
 
+    def features(self, paths, layer, crops=1, batch_size=16):
+        """The output of `layer` (e.g. "fc7") for the images at `paths`: float32 (N, D),
+        each row flattened and, with `crops=10`, averaged over the 10 crops."""
+        import keras
+        import tensorflow as tf
+
+        from alexnet_tf.data.transforms import eval_transform
+
+        names = [x.name for x in self.model.layers]
+        if layer not in names:
+            raise UserError(f"--features {layer}: the model has no such layer ({', '.join(names)})")
+        if crops not in (1, 10):
+            raise UserError(f"--crops {crops} is not 1 or 10")
+        extractor = keras.Model(self.model.input, self.model.get_layer(layer).output)
+        transform = eval_transform(self.data_cfg, self.stats, crops)
+        out = []
+        for start in range(0, len(paths), batch_size):
+            batch = [_preprocessed(p, transform) for p in paths[start : start + batch_size]]
+            values = extractor(tf.constant(np.concatenate(batch)), training=False)
+            values = np.asarray(values, np.float32).reshape(len(batch), crops, -1)
+            out.append(values.mean(axis=1))
+        return np.concatenate(out)
+
     def top(self, paths, k=5, crops=10):
         """For each image: [(class index, probability)] of its `k` most probable classes."""
         probs = self.probabilities(paths, crops)
