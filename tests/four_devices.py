@@ -225,6 +225,14 @@ def a_resumed_run_equals_the_run_that_never_stopped():
     assert_same_run(whole, resumed, test_resume.EPOCHS)
     assert json.loads((whole / "run.json").read_text())["layout"] == "towers"
     conv1_grids_per_tower(whole)
+    # evaluate.py --checkpoint latest reads the run's checkpoint into the plain model.
+    from alexnet_tf.evaluation import model_files
+
+    run = model_files.read_run(str(whole))
+    restored = model_files.restore_checkpoint(run, 3, model_files.latest_checkpoint(str(whole)))
+    final = keras.saving.load_model(whole / "model.keras")
+    for a, b in zip(restored.get_weights(), final.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def conv1_grids_per_tower(run):

@@ -94,9 +94,18 @@ def test_xla_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
+_TWO_STEPS = {}
+
+
 def two_steps(kind):
     """The model of `--seed SEED` after two steps (dropout 0) under strategy `kind`,
-    as the trainer builds and steps it; its weights in the plain layout."""
+    as the trainer builds and steps it: (initial, final) weights in the plain layout."""
+    if kind not in _TWO_STEPS:
+        _TWO_STEPS[kind] = _two_steps(kind)
+    return _TWO_STEPS[kind]
+
+
+def _two_steps(kind):
     placement = strategies.make_placement(kind)
     with placement.strategy.scope():
         model = build_alexnet(
