@@ -2,6 +2,7 @@
 model gets BGR 0-255 minus Caffe's mean, as a PyTorch forward in Caffe's layout on the
 image file's pixels (read with PIL) says it must."""
 
+import io
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from test_pretrained import CAFFE_SHAPES, caffe_forward, random_layers, relative
 import alexnet_tf
 from alexnet_tf import import_weights, predict
 from alexnet_tf.cli import configs, options
+from alexnet_tf.evaluation.evaluate_run import evaluate
 from alexnet_tf.evaluation.predict import Predictor
 from alexnet_tf.training import loop
 
@@ -140,3 +142,21 @@ def test_fine_tuning_rebuilds_fc8_trains_only_the_named_layers_and_keeps_bgr(
         assert json.load(f)["data"]["channel_order"] == "bgr"
     stats = np.load(os.path.join(run_dir, "input_stats.npz"))
     np.testing.assert_array_equal(stats["channel_mean"], [123.0, 117.0, 104.0])
+
+
+def test_evaluate_takes_the_convention_and_marks_the_weights_published_figures(imported, tmp_path):
+    _, out, _, names = imported
+    data_dir = image_folder(
+        tmp_path / "data", tuple(names), size=(110, 120), splits={"train": 1, "val": 1}
+    )
+    fv = flags.FlagValues()
+    options.define_eval_flags(fv)
+    fv(["evaluate.py", "--model_dir", out, "--data_dir", data_dir, "--crops", "1"])
+    cfg = configs.eval_config(fv)
+    assert (cfg.data.channel_order, cfg.data.image_size, cfg.data.mean) == ("bgr", 99, "channel")
+    stream = io.StringIO()
+    result = evaluate(cfg, stream)
+    assert result["count"] == 10 and result["imported_family"] == "caffe"
+    marked = [line for line in stream.getvalue().splitlines() if "these weights" in line]
+    assert len(marked) == 1 and marked[0].startswith("Caffe bvlc_alexnet")
+    assert "57.1%" in marked[0] and "80.2%" in marked[0]

@@ -116,6 +116,7 @@ def evaluate(cfg, stream=None):
         skipped_bad_files=skipped,
         seconds=round(seconds, 3),
         images_per_sec=round(result["count"] / seconds, 2) if seconds > 0 else None,
+        imported_family=report.imported_family(folder),
     )
     every = f"all {listed.num_examples} listed"
     if skipped:
@@ -125,7 +126,8 @@ def evaluate(cfg, stream=None):
         f"{out['images_per_sec']} images/s\n",
         file=stream,
     )
-    print("\n".join(report.comparison_table(result)), file=stream, flush=True)
+    family = report.imported_family(folder)
+    print("\n".join(report.comparison_table(result, family=family)), file=stream, flush=True)
     if e.output:
         print(f"\nwrote {report.write_json(e.output, out)}", file=stream, flush=True)
     return out

@@ -19,17 +19,30 @@ PUBLISHED = (
     ("torchvision alexnet, 2012 val", 43.5, 20.9, 1, "centre crop"),
 )
 IMAGENET_CLASSES = 1000
+# An imported model's family (run.json "imported") -> the PUBLISHED row of its own weights.
+FAMILY_ROWS = {"caffe": "Caffe bvlc_alexnet", "torchvision": "torchvision alexnet"}
 
 
 def protocol(crops):
     return "10-crop" if crops == 10 else "centre crop"
 
 
-def comparison_table(result, label="this model"):
+def imported_family(folder):
+    """The family of the weights a run folder was imported from (`import_weights`), or None."""
+    try:
+        with open(os.path.join(folder, "run.json"), encoding="utf-8") as f:
+            return (json.load(f).get("imported") or {}).get("family")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def comparison_table(result, label="this model", family=None):
     """The result beside the published figures, as lines of text.
 
     `result` holds `top1`, `top5` (fractions), `count`, `crops` and `num_classes`. Rows of
     the same protocol are marked `<- same protocol`; the others are listed for reference.
+    With `family` (an imported model's, "caffe" or "torchvision"), the published figure of
+    those very weights is marked too.
     """
     top1, top5, crops = result["top1"], result["top5"], result["crops"]
     header = f"{'':32s} {'top-1 acc':>9s} {'top-5 acc':>9s} {'top-1 err':>9s} {'top-5 err':>9s}"
@@ -47,6 +60,8 @@ def comparison_table(result, label="this model"):
         )
     for system, err1, err5, their_crops, their_protocol in PUBLISHED:
         mark = "  <- same protocol" if their_crops == crops else ""
+        if family and system.startswith(FAMILY_ROWS.get(family, "?")):
+            mark += "  <- these weights, as published"
         lines.append(
             f"{system:32s} {100 - err1:8.1f}% {100 - err5:8.1f}% {err1:8.1f}% {err5:8.1f}%  "
             f"{their_protocol}{mark}"
