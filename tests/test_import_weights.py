@@ -15,7 +15,14 @@ from absl import flags
 from caffe_wire import net
 from imagefiles import encode, image_folder, pattern, write
 from PIL import Image
-from test_pretrained import CAFFE_SHAPES, caffe_forward, random_layers, relative_error
+from test_pretrained import (
+    CAFFE_SHAPES,
+    TORCH_SIZE,
+    caffe_forward,
+    random_layers,
+    random_torchvision_net,
+    relative_error,
+)
 
 import alexnet_tf
 from alexnet_tf import import_weights, predict
@@ -160,3 +167,27 @@ def test_evaluate_takes_the_convention_and_marks_the_weights_published_figures(i
     marked = [line for line in stream.getvalue().splitlines() if "these weights" in line]
     assert len(marked) == 1 and marked[0].startswith("Caffe bvlc_alexnet")
     assert "57.1%" in marked[0] and "80.2%" in marked[0]
+
+
+def test_a_torchvision_model_gets_rgb_on_0_1_standardised(tmp_path):
+    torchvision_net = random_torchvision_net()
+    path = tmp_path / "alexnet.pth"
+    torch.save(torchvision_net.state_dict(), path)
+    out = str(tmp_path / "run")
+    argv = [str(path), "--output", out, "--image_size", str(TORCH_SIZE), "--nosaved_model"]
+    assert import_weights.main(argv) == 0
+    image = write(str(tmp_path / "photo.png"), encode(pattern(RESIZE, RESIZE, seed=3), "PNG"))
+    rgb = np.asarray(Image.open(image).convert("RGB"), np.float32) / 255
+    top = (RESIZE - TORCH_SIZE) // 2
+    crop = rgb[top : top + TORCH_SIZE, top : top + TORCH_SIZE]
+    crop = (crop - np.float32([0.485, 0.456, 0.406])) / np.float32([0.229, 0.224, 0.225])
+    with torch.no_grad():
+        logits = torchvision_net(torch.from_numpy(crop.transpose(2, 0, 1)[None].copy()))
+    reference = torch.softmax(logits.double(), -1).numpy()
+    ours = Predictor.from_files(model_dir=out).probabilities([image], crops=1)
+    assert relative_error(ours, reference) < 1e-4, relative_error(ours, reference)
+
+
+def test_the_torchvision_variant_has_torchvisions_parameter_count():
+    # torchvision's AlexNet_Weights.IMAGENET1K_V1 lists num_params 61,100,840.
+    assert alexnet_tf.build_alexnet(variant="torchvision").count_params() == 61_100_840

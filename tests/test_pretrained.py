@@ -189,6 +189,11 @@ class TorchvisionAlexNet(nn.Module):
 
 @pytest.fixture(scope="module")
 def torchvision_net():
+    return random_torchvision_net()
+
+
+def random_torchvision_net():
+    """A 7-class TorchvisionAlexNet with He-scale weights drawn by NumPy."""
     net = TorchvisionAlexNet(num_classes=7).eval()
     rng = np.random.default_rng(5)
     state = {
