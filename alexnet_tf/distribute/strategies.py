@@ -187,11 +187,14 @@ def check_batch_size(batch_size, placement):
             f"--batch_size {batch_size} does not divide over {placement.replicas} replicas "
             f"({placement.kind})"
         )
+    where = ", ".join(placement.devices)
+    if placement.tower_pairs:
+        where = ", ".join(f"{a} + {b}" for a, b in placement.tower_pairs) + " (tower A + B)"
     log.info(
         "strategy %s: %d replica(s) on %s%s",
         placement.kind,
         placement.replicas,
-        ", ".join(placement.devices),
+        where,
         "" if placement.is_chief else f" (worker {placement.worker_index}, not chief)",
     )
 
