@@ -248,6 +248,14 @@ def test_caffemodel_of_another_net_names_the_layer_and_shapes(tmp_path, caffe_la
         convert.read(str(path))
 
 
+def test_an_input_size_caffe_would_pool_otherwise_is_refused(tmp_path, caffe_layers):
+    path = tmp_path / "net.caffemodel"
+    path.write_bytes(caffe_wire.net(caffe_layers))
+    # 103 px: conv1 gives 24x24; Caffe's pool1 rounds (24 - 3) / 2 up to 12 maps, ours down.
+    with pytest.raises(UserError, match="--image_size 103"):
+        convert.read(str(path), image_size=103)
+
+
 def test_state_dict_of_another_architecture_names_the_layer(tmp_path):
     net = TorchvisionAlexNet()
     net.features[3] = nn.Conv2d(64, 128, 5, padding=2)

@@ -190,9 +190,12 @@ def _from_tf(path, layers):
 
 
 def paper_pool5_side(image_size):
-    """pool5's side in the paper net for `image_size` (valid conv1, 3x3/2 pools)."""
+    """pool5's side in the paper net for `image_size` (valid conv1, 3x3/2 pools), or 0
+    where Caffe's pooling, which rounds its output size up, would give another size."""
     n = (image_size - 11) // 4 + 1
     for _ in range(3):
+        if (n - 3) % 2:
+            return 0
         n = (n - 3) // 2 + 1
     return n
 
@@ -201,12 +204,14 @@ def _caffe_family(path, converted, image_size):
     weights, side = converted
     if image_size is None:
         image_size = MIN_IMAGE_SIZE
-        while paper_pool5_side(image_size) < side:
+        while paper_pool5_side(image_size) != side:
             image_size += 1
+            if image_size > 64 * side + 1000:
+                raise UserError(f"{path}: no input size gives fc6's {side}x{side} pool5")
     elif image_size < MIN_IMAGE_SIZE or paper_pool5_side(image_size) != side:
         raise UserError(
             f"--image_size {image_size} gives a pool5 of another size than the {side}x{side} "
-            f"that {path}'s fc6 takes"
+            f"that {path}'s fc6 takes (or pools that Caffe would size otherwise)"
         )
     classes = weights["fc8"][0].shape[1]
     settings = {"num_classes": classes, "lrn": "caffe", "groups": 2, "variant": "paper"}
