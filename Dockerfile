@@ -1,15 +1,16 @@
 # alexnet_tf: train, evaluate and watch AlexNet in one image. docs/DOCKER.md has the commands.
 #
-# GPU (default): TensorFlow's CUDA image; run with `docker run --gpus all ...`.
+# GPU (default): TensorFlow as TF documents for pip, `tensorflow[and-cuda]`, with CUDA and
+# cuDNN as wheels, on a slim Python base; run with `docker run --gpus all ...`. (Not
+# tensorflow/tensorflow:*-gpu: since 2.18 those ship a cuDNN older than TF needs, and TF
+# then sees no GPU and trains on the CPU.) It refuses to start without a GPU.
 #   docker build -t alexnet-tf .
-# CPU: any base with python3 (3.11+) and venv; TensorFlow then comes from requirements.txt.
-#   docker build --build-arg BASE_IMAGE=tensorflow/tensorflow:2.21.0 -t alexnet-tf:cpu .
-#   docker build --build-arg BASE_IMAGE=python:3.11-slim-bookworm -t alexnet-tf:cpu .
-#
-# Keep the base's TensorFlow version equal to requirements.txt's pin: the venv below sees the
-# base's packages, so pip keeps the base's CUDA-enabled TensorFlow only when the pin matches.
-ARG BASE_IMAGE=tensorflow/tensorflow:2.21.0-gpu
+# CPU: plain TensorFlow, on any base with python3 (3.11+) and venv.
+#   docker build --build-arg FLAVOUR=cpu -t alexnet-tf:cpu .
+#   docker build --build-arg FLAVOUR=cpu --build-arg BASE_IMAGE=tensorflow/tensorflow:2.21.0 -t alexnet-tf:cpu .
+ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
+ARG FLAVOUR=gpu
 
 ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
@@ -18,7 +19,10 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTEST_ADDOPTS="-p no:cacheprovider" \
-    HOME=/home/alexnet
+    HOME=/home/alexnet \
+    ALEXNET_TF_FLAVOUR=${FLAVOUR} \
+    CUDA_CACHE_PATH=/cache/cuda \
+    CUDA_CACHE_MAXSIZE=4294967296
 
 # Dependencies first, from requirements.txt and constraints.txt alone (the latter pins every
 # package the former pulls in, so the image gets the versions a host install gets), so that
@@ -30,8 +34,13 @@ ENV VIRTUAL_ENV=/opt/venv \
 COPY requirements.txt constraints.txt /opt/alexnet_tf/
 RUN build_home=$(mktemp -d) \
     && export HOME="$build_home" \
+    && case "$FLAVOUR" in \
+        gpu) tensorflow="tensorflow[and-cuda]==2.21.0" ;; \
+        cpu) tensorflow="tensorflow==2.21.0" ;; \
+        *) echo "FLAVOUR=$FLAVOUR is not gpu or cpu" >&2; exit 1 ;; \
+    esac \
     && python3 -m venv --system-site-packages "$VIRTUAL_ENV" \
-    && pip install --no-cache-dir -r /opt/alexnet_tf/requirements.txt \
+    && pip install --no-cache-dir -r /opt/alexnet_tf/requirements.txt "$tensorflow" \
         -c /opt/alexnet_tf/constraints.txt \
     && python -c "import tensorflow as tf, keras; print('TensorFlow', tf.__version__, 'Keras', keras.__version__)" \
     && rm -rf "$build_home"
@@ -47,9 +56,9 @@ ARG APP_UID=1000
 # at them so relative defaults land in the mounts too.
 RUN useradd --uid "$APP_UID" --non-unique --user-group --no-create-home --home-dir "$HOME" \
         --shell /bin/bash alexnet \
-    && mkdir -p "$HOME" /data /runs /app \
-    && chown alexnet:alexnet "$HOME" /data /runs \
-    && chmod 1777 "$HOME" /data /runs \
+    && mkdir -p "$HOME" /data /runs /app /cache/cuda \
+    && chown alexnet:alexnet "$HOME" /data /runs /cache /cache/cuda \
+    && chmod 1777 "$HOME" /data /runs /cache /cache/cuda \
     && ln -s /data /app/data \
     && ln -s /runs /app/runs
 

@@ -69,7 +69,7 @@ if [[ ${REBUILD_BASE:-0} == 1 ]] || ! docker image inspect "$base" >/dev/null 2>
   step "base image $base"
 fi
 
-docker build --build-arg BASE_IMAGE="$base" -t "$image" .
+docker build --build-arg BASE_IMAGE="$base" --build-arg FLAVOUR=cpu -t "$image" .
 step "image build $image"
 
 # Both checks run even if the first fails; the script fails if either did.

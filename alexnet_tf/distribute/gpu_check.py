@@ -1,4 +1,5 @@
-"""`--require_gpu` (and ALEXNET_TF_REQUIRE_GPU=1, set in the GPU image): stop at once,
+"""`--require_gpu`, ALEXNET_TF_REQUIRE_GPU=1, or the GPU image (ALEXNET_TF_FLAVOUR=gpu,
+set by the Dockerfile; `-e ALEXNET_TF_REQUIRE_GPU=0` lets it run on a CPU): stop at once,
 with one line, when TensorFlow sees no GPU, instead of training on the CPU unnoticed."""
 
 import os
@@ -11,7 +12,10 @@ ENV = "ALEXNET_TF_REQUIRE_GPU"
 
 
 def gpu_required(flag=False):
-    return bool(flag) or os.environ.get(ENV, "") not in ("", "0")
+    setting = os.environ.get(ENV, "")
+    if setting:
+        return bool(flag) or setting != "0"
+    return bool(flag) or os.environ.get("ALEXNET_TF_FLAVOUR") == "gpu"
 
 
 def check_gpu(flag=False):
@@ -24,8 +28,9 @@ def check_gpu(flag=False):
     cpus = len(tf.config.list_physical_devices("CPU"))
     cuda = tf.sysconfig.get_build_info().get("cuda_version") or "none (a CPU-only build)"
     raise UserError(
-        f"a GPU is required (--require_gpu or {ENV}) but TensorFlow {tf.__version__} "
-        f"(CUDA {cuda}) found 0 GPUs and {cpus} CPU(s); likely: the container was started "
-        "without --gpus all, the NVIDIA container toolkit is missing, or the driver is too "
-        "old for CUDA 12.5 (nvidia-smi shows the driver's CUDA version)"
+        f"a GPU is required (--require_gpu, {ENV} or the GPU image) but TensorFlow "
+        f"{tf.__version__} (CUDA {cuda}) found 0 GPUs and {cpus} CPU(s); likely: the "
+        "container was started without --gpus all, the NVIDIA container toolkit is "
+        "missing, or the driver is too old for CUDA 12.5 (nvidia-smi shows the driver's "
+        "CUDA version)"
     )
