@@ -27,6 +27,7 @@ from test_pretrained import (
 import alexnet_tf
 from alexnet_tf import import_weights, predict
 from alexnet_tf.cli import configs, options
+from alexnet_tf.errors import UserError
 from alexnet_tf.evaluation.evaluate_run import evaluate
 from alexnet_tf.evaluation.predict import Predictor
 from alexnet_tf.training import loop
@@ -126,7 +127,7 @@ def test_fine_tuning_rebuilds_fc8_trains_only_the_named_layers_and_keeps_bgr(
     run_dir = str(tmp_path / "run")
     fv(
         ["train.py", "--data_dir", data_dir, "--model_dir", run_dir, "--init_from", out]
-        + ["--train_layers", "fc7,fc8", "--epochs", "1", "--steps_per_epoch", "2"]
+        + ["--train_layers", "fc7,fc8", "--epochs", "1", "--steps_per_epoch", "1"]
         + ["--batch_size", "4", "--strategy", "one_device", "--learning_rate", "0.1"]
     )
     cfg = configs.train_config(fv)
@@ -191,3 +192,25 @@ def test_a_torchvision_model_gets_rgb_on_0_1_standardised(tmp_path):
 def test_the_torchvision_variant_has_torchvisions_parameter_count():
     # torchvision's AlexNet_Weights.IMAGENET1K_V1 lists num_params 61,100,840.
     assert alexnet_tf.build_alexnet(variant="torchvision").count_params() == 61_100_840
+
+
+def test_init_from_flags_override_by_name_and_refuse_another_architecture(
+    imported, tmp_path, caplog
+):
+    _, out, _, _ = imported
+    data_dir = image_folder(tmp_path / "data", ("ant", "bee"), splits={"train": 1, "val": 1})
+
+    def config(*argv):
+        fv = flags.FlagValues()
+        options.define_train_flags(fv)
+        fv(["train.py", "--data_dir", data_dir, "--init_from", out, *argv])
+        return configs.train_config(fv)
+
+    with caplog.at_level(logging.INFO):
+        cfg = config("--normalize", "standardize")
+    assert cfg.data.normalize == "standardize" and cfg.data.channel_order == "bgr"
+    assert "--normalize standardize overrides the initial model's paper" in caplog.text
+    with pytest.raises(UserError, match="--lrn paper differs from the initial model's caffe"):
+        config("--lrn", "paper")
+    with pytest.raises(UserError, match="--train_layers fc9"):
+        config("--train_layers", "fc9")
