@@ -214,3 +214,5 @@ def test_init_from_flags_override_by_name_and_refuse_another_architecture(
         config("--lrn", "paper")
     with pytest.raises(UserError, match="--train_layers fc9"):
         config("--train_layers", "fc9")
+    with pytest.raises(UserError, match="--strategy towers splits .* LRN caffe"):
+        config("--strategy", "towers")

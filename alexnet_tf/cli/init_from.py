@@ -72,6 +72,14 @@ def apply_init_from(cfg, fv):
                 f"{getattr(source.model, name)} ({folder}): its weights fit only its own"
             )
     model = dataclasses.replace(cfg.model, **{n: getattr(source.model, n) for n in ARCHITECTURE})
+    if cfg.train.strategy in ("towers", "mirrored_towers") and (
+        model.variant != "paper" or model.groups != 2 or model.lrn == "caffe"
+    ):
+        raise UserError(
+            f"--strategy {cfg.train.strategy} splits the paper's net over two towers with a "
+            f"per-tower LRN; the initial model ({folder}: variant {model.variant}, groups "
+            f"{model.groups}, LRN {model.lrn}) is not such a net: use one_device or mirrored"
+        )
     log.info(
         "initial model %s: input %s, mean %s, normalize %s, %d-px crops of %d",
         fv.init_from,

@@ -102,6 +102,8 @@ def build_alexnet(
     the momentum, as the paper's update rule does.
     """
     if variant == "torchvision":
+        if tower_devices is not None:
+            raise ValueError("build_alexnet: the torchvision variant has no tower_devices")
         return build_torchvision_alexnet(num_classes, image_size, dropout, seed)
     if variant != "paper":
         raise ValueError(
