@@ -30,6 +30,7 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
         loss_sum, top1, top5 = loss_and_hits(logits, labels)
         loss = loss_sum / global_batch_size
         grads = tf.gradients(optimizer.scale_loss(loss), variables)
+        grads = [_to_variable(g, v) for g, v in zip(grads, variables, strict=True)]
         optimizer.apply(grads, variables)
         count = tf.cast(tf.shape(labels)[0], tf.float32)
         return {"loss": loss, "top1": top1, "top5": top5, "count": count}
@@ -43,6 +44,15 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
         return {k: strategy.reduce(_SUM, v, axis=None) for k, v in per_replica.items()}
 
     return train_step
+
+
+def _to_variable(gradient, variable):
+    """`gradient` on its variable's device: one copy across, where a towers model computes
+    it elsewhere (tower B's under mirrored_towers), not one per use in the update."""
+    if gradient is None:
+        return None
+    with tf.device(variable.value.device):
+        return tf.identity(gradient)
 
 
 def make_finite_check(variables):
