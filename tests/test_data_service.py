@@ -4,6 +4,7 @@ it to NumPy) is the reference for what an epoch holds."""
 
 import dataclasses
 import faulthandler
+import json
 import os
 import socket
 import threading
@@ -14,6 +15,7 @@ import tensorflow as tf
 from imagefiles import image_folder
 
 from alexnet_tf import data_service
+from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.config import Config, DataConfig, TrainConfig
 from alexnet_tf.data import pipeline, service
 from alexnet_tf.data.inputs import prepare_inputs
@@ -190,6 +192,17 @@ def test_training_through_the_service(cluster, data, tmp_path, monkeypatch):
     assert calls == [address]  # the epoch's batches came from the service
     reader = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == 2
+
+
+def test_bench_e2e_takes_its_batches_from_the_service(cluster, data, capsys):
+    address = cluster[0]
+    root = data[3]
+    flags = ["--data_dir", root, "--batch_size", "2", "--image_size", "67", "--resize", "72"]
+    timing = ["--warmup", "1", "--steps", "1", "--windows", "1", "--json"]
+    code = run_with_timeout(lambda: bench.main(["e2e", *flags, *timing, "--data_service", address]))
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["data_service"] == address and result["input_images_per_sec"] > 0
 
 
 def test_a_tfrecord_source_and_a_bad_address_are_one_line_errors(data):
