@@ -31,17 +31,17 @@ ENV VIRTUAL_ENV=/opt/venv \
 # the pin instead of being downloaded again; a bare Python base gets everything from PyPI.
 # A throwaway HOME for this step: the import check creates ~/.keras, which would otherwise
 # stay in the image owned by root, and the container's user could not write to it.
-COPY requirements.txt constraints.txt /opt/alexnet_tf/
+COPY requirements.txt constraints.txt constraints-cuda.txt /opt/alexnet_tf/
 RUN build_home=$(mktemp -d) \
     && export HOME="$build_home" \
     && case "$FLAVOUR" in \
-        gpu) tensorflow="tensorflow[and-cuda]==2.21.0" ;; \
-        cpu) tensorflow="tensorflow==2.21.0" ;; \
+        gpu) tensorflow="tensorflow[and-cuda]==2.21.0" cuda_pins=/opt/alexnet_tf/constraints-cuda.txt ;; \
+        cpu) tensorflow="tensorflow==2.21.0" cuda_pins=/dev/null ;; \
         *) echo "FLAVOUR=$FLAVOUR is not gpu or cpu" >&2; exit 1 ;; \
     esac \
     && python3 -m venv --system-site-packages "$VIRTUAL_ENV" \
     && pip install --no-cache-dir -r /opt/alexnet_tf/requirements.txt "$tensorflow" \
-        -c /opt/alexnet_tf/constraints.txt \
+        -c /opt/alexnet_tf/constraints.txt -c "$cuda_pins" \
     && python -c "import tensorflow as tf, keras; print('TensorFlow', tf.__version__, 'Keras', keras.__version__)" \
     && rm -rf "$build_home"
 
