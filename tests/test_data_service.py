@@ -12,13 +12,14 @@ import threading
 import numpy as np
 import pytest
 import tensorflow as tf
-from imagefiles import image_folder
+from imagefiles import encode, image_folder, pattern, write
 
 from alexnet_tf import data_service
 from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.config import Config, DataConfig, TrainConfig
-from alexnet_tf.data import pipeline, service
+from alexnet_tf.data import pipeline, service, statistics
 from alexnet_tf.data.inputs import prepare_inputs
+from alexnet_tf.data.layouts import load_source
 from alexnet_tf.errors import UserError
 from alexnet_tf.training import loop, run
 
@@ -128,6 +129,25 @@ def test_two_trainers_share_the_service_and_split_the_epoch(cluster, data):
         assert len(sizes) == service.planned_batches(indexed, 4, context) == 3
         seen += list(remote)
     assert sorted(set(seen)) == list(range(11))  # 12 = 11 and the padding's one repeat
+
+
+def test_a_file_a_worker_cannot_decode_is_left_out_and_named(cluster, tmp_path):
+    address = cluster[0]
+    root = image_folder(tmp_path / "d", per_class=2, size=(24, 30))
+    good = encode(pattern(24, 30))
+    broken = [
+        write(os.path.join(root, "train", "cat", "truncated.jpg"), good[: len(good) // 2]),
+        write(os.path.join(root, "train", "bee", "text.jpg"), b"<html>404 not found</html>"),
+    ]
+    cfg = DataConfig(dataset="folder", data_dir=root, image_size=S, resize=R, check_files="off")
+    source = dataclasses.replace(load_source(cfg, "train"), report_dir=str(tmp_path / "run"))
+    indexed = dataclasses.replace(source, labels=np.arange(source.num_examples, dtype=np.int32))
+    stats = statistics.compute_stats(source.subset(~np.isin(source.paths, broken)), resize=R)
+    dataset = service.service_dataset(cfg, indexed, address=address, batch_size=3, stats=stats)
+    seen, _ = run_with_timeout(lambda: by_example(dataset))
+    assert sorted(indexed.paths[list(seen)]) == sorted(set(source.paths) - set(broken))
+    with open(tmp_path / "run" / "bad_files_train.json") as f:
+        assert sorted(d["path"] for d in json.load(f)["dropped"]) == sorted(broken)
 
 
 def test_a_worker_stopped_mid_epoch_loses_its_batches_and_the_rest_arrive(cluster, data):
