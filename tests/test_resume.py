@@ -140,3 +140,32 @@ def test_mirrored_replicas_draw_their_own_dropout_masks():
     ]
     assert np.array_equal(states[0], states[1]) and states[0][1] == 1
     assert list(seed_states(keras.Sequential([layer]))) == [f"{layer.name}/0"]
+
+
+@pytest.mark.parametrize("strategy", ["one_device", "towers"])
+def test_a_fine_tuning_run_resumes_exactly_and_keeps_its_frozen_layers(
+    data_dir, tmp_path, tmp_path_factory, strategy
+):
+    # train.py --init_from RUN --train_layers fc7,fc8: the resumed run must not start
+    # from RUN's weights again, nor unfreeze what the first start froze.
+    source = whole_run(data_dir, tmp_path_factory, "one_device")  # a finished run
+    cfg = config(data_dir, tmp_path / "whole", strategy)
+    train = dataclasses.replace(cfg.train, init_from=str(source), train_layers=("fc7", "fc8"))
+    cfg = dataclasses.replace(cfg, train=train)
+    loop.train_and_evaluate(cfg)
+    resumed = killed_after(tmp_path / "whole", STEPS + 1, tmp_path / "resumed")
+    loop.train_and_evaluate(
+        dataclasses.replace(cfg, train=dataclasses.replace(train, model_dir=str(resumed)))
+    )
+    assert_same_run(tmp_path / "whole", resumed, EPOCHS)
+    start = keras.saving.load_model(source / "model.keras", compile=False)
+    for run in (tmp_path / "whole", resumed):
+        end = keras.saving.load_model(run / "model.keras", compile=False)
+        for name in ("conv1", "conv2", "conv5", "fc6"):
+            for old, new in zip(
+                start.get_layer(name).get_weights(), end.get_layer(name).get_weights(), strict=True
+            ):
+                assert np.array_equal(old, new), f"{name} moved in {run.name}"
+        assert not np.array_equal(
+            start.get_layer("fc7").get_weights()[0], end.get_layer("fc7").get_weights()[0]
+        )
