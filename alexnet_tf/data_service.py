@@ -8,8 +8,10 @@ One dispatcher, any number of workers; the trainers send them the training pipel
 the same paths as the trainers. A server runs until it is stopped (Ctrl-C, SIGTERM).
 """
 
+import os
 import socket
 import sys
+import tempfile
 
 from absl import flags
 
@@ -46,16 +48,37 @@ def run(fv, args):
     if fv.port is None or not 0 < fv.port < 65536:
         raise UserError(f"--port {fv.port} is not a port number (1-65535)")
     if args[0] == "dispatcher":
-        server = service.start_dispatcher(fv.port, fv.work_dir)
+        server = _started(fv.port, service.start_dispatcher, fv.port, fv.work_dir)
         print(f"dispatcher listening on grpc://{socket.gethostname()}:{fv.port}", flush=True)
     else:
         if not fv.dispatcher:
             raise UserError("worker needs --dispatcher HOST:PORT")
         service.check_address(f"grpc://{fv.dispatcher}", "--dispatcher")
-        server = service.start_worker(fv.dispatcher, fv.port, fv.host)
+        server = _started(fv.port, service.start_worker, fv.dispatcher, fv.port, fv.host)
         print(f"worker {fv.host}:{fv.port} serving dispatcher {fv.dispatcher}", flush=True)
     server.join()
     return 0
+
+
+def _started(port, start, *args):
+    """`start(*args)`; a port that cannot be taken is one line (gRPC's own C++ error line,
+    written straight to file descriptor 2, is held back then)."""
+    from alexnet_tf.errors import UserError
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            server = start(*args)
+        except RuntimeError as err:
+            raise UserError(f"--port {port}: {err} (is the port in use?)") from None
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        sys.stderr.write(held.read().decode("utf-8", "replace"))
+    return server
 
 
 def main(argv=None):

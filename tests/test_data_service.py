@@ -247,3 +247,14 @@ def test_a_tfrecord_source_and_a_bad_address_are_one_line_errors(data):
 def test_the_commands_mistakes_are_one_line_and_status_2(args, message, capsys):
     assert data_service.main(args) == 2
     assert capsys.readouterr().err.strip().splitlines() == [message]
+
+
+def test_a_port_in_use_is_one_line_and_status_2(capsys):
+    with socket.socket() as holder:
+        holder.bind(("0.0.0.0", 0))
+        holder.listen()
+        port = str(holder.getsockname()[1])
+        assert data_service.main(["dispatcher", "--port", port]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --port {port}: Could not start gRPC server (is the port in use?)"
+    ]
