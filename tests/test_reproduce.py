@@ -75,6 +75,21 @@ def test_the_filters_figure_puts_tower_a_left(tmp_path, capsys):
     assert "colourfulness, tower A" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "source, title",
+    [
+        ("/tmp/docruns/out/ablations/runs/default-seed1", "default-seed1"),
+        ("runs/alexnet/", "alexnet"),
+        ("runs/alexnet/model.keras", "alexnet/model.keras"),
+        ("model.keras", "model.keras"),
+    ],
+)
+def test_the_filters_title_names_the_run_not_its_whole_path(source, title):
+    kernel = np.zeros((11, 11, 3, 96), np.float32)
+    fig = filters_lib.figure(filters_lib.blocks(kernel, towers=True), source)
+    assert fig._suptitle.get_text() == f"Figure 3: conv1 of {title}"
+
+
 def test_a_one_tower_model_gets_one_block_of_kernels(tmp_path):
     model = build_alexnet(num_classes=3, image_size=67, groups=1)
     path = os.path.join(tmp_path, "model.keras")
@@ -123,23 +138,30 @@ def test_ablations_go_on_past_a_failed_run_and_a_rerun_resumes_only_what_is_left
     tiny_data, tmp_path, capsys
 ):
     argv = ["ablations", "--data_dir", tiny_data, "--output", str(tmp_path), "--seeds", "1"]
+    argv += ["--seed", "2"]  # the first seed: the runs are <variant>-seed2
     argv += ["--epochs", "1", "--steps_per_epoch", "1", "--batch_size", "4"]
     argv += ["--variants", "default,no_overlap"]
-    broken = tmp_path / "ablations" / "runs" / "no_overlap-seed0"
+    broken = tmp_path / "ablations" / "runs" / "no_overlap-seed2"
     broken.mkdir(parents=True)  # a run folder of other settings: that run fails
     (broken / "run.json").write_text(json.dumps({"train": {"batch_size": 64}}))
     assert reproduce.main(argv) == 1
     captured = capsys.readouterr()
-    assert "failed: " in captured.err and "no_overlap-seed0" in captured.err
+    assert "failed: " in captured.err and "no_overlap-seed2" in captured.err
     result = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
     assert list(result["variants"]) == ["default"] and len(result["failed"]) == 1
 
     (broken / "run.json").unlink()
     assert reproduce.main(argv) == 0
     out = capsys.readouterr().out
-    assert "default-seed0 has already finished" in out  # skipped, not trained again
+    assert "default-seed2 has already finished" in out  # skipped, not trained again
     result = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
     assert list(result["variants"]) == ["default", "no_overlap"] and not result["failed"]
+    assert result["seeds"] == [2]
+    assert sorted(os.listdir(tmp_path / "ablations" / "runs")) == [
+        "default-seed2",
+        "no_overlap-seed2",
+    ]
+    assert json.loads((broken / "run.json").read_text())["data"]["seed"] == 2
     run = json.loads((broken / "run.json").read_text())
     assert run["model"]["pool_size"] == 2 and run["model"]["lrn"] == "paper"
     no_overlap = result["variants"]["no_overlap"]

@@ -72,11 +72,12 @@ def variant_config(base, name, seed, runs_dir):
 
 
 def run(base, out, *, variants, seeds):
-    """Trains (or resumes, or skips) every variant x seed; writes figure, JSON, events."""
+    """Trains (or resumes, or skips) every variant x seed of `seeds` (a list of seeds);
+    writes figure, JSON, events."""
     runs_dir = os.path.join(out.folder, "runs")
     results, failed = {}, []
     for name in variants:
-        for seed in range(seeds):
+        for seed in seeds:
             cfg = variant_config(base, name, seed, runs_dir)
             log.info("ablation %s, seed %d: %s", name, seed, cfg.train.model_dir)
             try:

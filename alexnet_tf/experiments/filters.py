@@ -9,6 +9,8 @@ tower B. Here tower A is the left block, tower B the right one; each kernel is s
 TensorBoard shows during training).
 """
 
+import os
+
 import numpy as np
 
 from alexnet_tf.experiments import record
@@ -80,8 +82,20 @@ def figure(parts, source):
         kh, kw = kernels.shape[:2]
         ax.set_title(f"{title}, {kh}x{kw}x3", fontsize=10)
         ax.axis("off")
-    fig.suptitle(f"Figure 3: conv1 of {source}", fontsize=11)
+    fig.suptitle(f"Figure 3: conv1 of {short_name(source)}", fontsize=11)
     return fig
+
+
+def short_name(source):
+    """The title's name for a model: its run folder's name, or `folder/file.keras` for a
+    file, so a figure made under a temporary or deep folder does not print the whole path
+    (the JSON keeps it)."""
+    path = os.path.normpath(source)
+    name = os.path.basename(path)
+    if os.path.splitext(name)[1] == ".keras":
+        parent = os.path.basename(os.path.dirname(path))
+        return f"{parent}/{name}" if parent else name
+    return name
 
 
 PAPER_COLOUR = {"tower A": "low (colour-agnostic)", "tower B": "high (colour-specific)"}

@@ -135,7 +135,8 @@ def _ablations(fv):
                 progress_seconds=60.0,
             ),
         )
-        result = ablations.run(base, out, variants=list(fv.variants), seeds=seeds)
+        seed_list = list(range(fv.seed, fv.seed + seeds))  # --seed is the first
+        result = ablations.run(base, out, variants=list(fv.variants), seeds=seed_list)
         for failure in result["failed"]:
             print(f"failed: {failure['run']}: {failure['error']}", file=sys.stderr)
         if result["failed"]:  # the others are in the table; run again to retry these
