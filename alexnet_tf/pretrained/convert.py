@@ -90,19 +90,21 @@ def read(path, fmt=None, image_size=None):
     if not os.path.isfile(path):
         raise UserError(f"weights file {path} does not exist")
     fmt = fmt or detect_format(path)
-    if fmt == "caffe":
-        from alexnet_tf.pretrained.caffe import read_caffemodel
-
-        return _caffe_family(path, _from_caffe(path, read_caffemodel(path)), image_size)
-    if fmt == "npy":
-        from alexnet_tf.pretrained.npy_dict import read_npy_dict
-
-        return _caffe_family(path, _from_tf(path, read_npy_dict(path)), image_size)
     if fmt == "torchvision":
         from alexnet_tf.pretrained.torch_file import read_state_dict
 
         return _torchvision(path, read_state_dict(path), image_size)
-    raise UserError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt == "caffe":
+        from alexnet_tf.pretrained.caffe import read_caffemodel
+
+        layers, family, caffe_layout = read_caffemodel(path), "bvlc_alexnet", True
+    elif fmt == "npy":
+        from alexnet_tf.pretrained.npy_dict import read_npy_dict
+
+        layers, family, caffe_layout = read_npy_dict(path), "bvlc_alexnet (.npy, TF layout)", False
+    else:
+        raise UserError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
+    return _caffe_family(path, _paper_net(path, layers, family, caffe_layout), image_size)
 
 
 def _shape_error(path, layer, got, wanted, family):
@@ -144,45 +146,32 @@ def fc6_from_chw(weights_out_in, side):
     return np.ascontiguousarray(w.reshape(-1, out))
 
 
-def _from_caffe(path, layers):
-    """Caffe layout -> ours: `{name: [kernel, bias]}` and pool5's side."""
-    family, out = "bvlc_alexnet", {}
+def _paper_net(path, layers, family, caffe_layout):
+    """The paper net's `{name: [kernel, bias]}` in our layout, and pool5's side, from a
+    file in Caffe's layout (`caffe_layout`: (out, in / groups, kh, kw), (out, in), fc6 over
+    (C, H, W)) or already in ours (the .npy dictionary), each shape checked as the file
+    holds it."""
+
+    def fc_shape(inputs, outputs):
+        return (outputs, inputs) if caffe_layout else (inputs, outputs)
+
+    in_axis = 1 if caffe_layout else 0
+    out = {}
     for name, (o, i, k) in zip(CONV_NAMES, CAFFE_CONVS, strict=True):
         w, b = _blobs(path, layers, name, family)
-        _check(path, name, w, (o, i, k, k), family)
+        _check(path, name, w, (o, i, k, k) if caffe_layout else (k, k, i, o), family)
         _check(path, name + " bias", b, (o,), family)
-        out[name] = [w.transpose(2, 3, 1, 0), b]
+        out[name] = [w.transpose(2, 3, 1, 0) if caffe_layout else w, b]
     w6, b6 = _blobs(path, layers, "fc6", family)
-    side = _pooled_side(path, "fc6", w6.shape[-1] if w6.ndim == 2 else 0, family)
-    _check(path, "fc6", w6, (4096, POOL5_CHANNELS * side * side), family)
-    out["fc6"] = [fc6_from_chw(w6, side), b6]
+    side = _pooled_side(path, "fc6", w6.shape[in_axis] if w6.ndim == 2 else 0, family)
+    _check(path, "fc6", w6, fc_shape(POOL5_CHANNELS * side * side, 4096), family)
     w7, b7 = _blobs(path, layers, "fc7", family)
-    _check(path, "fc7", w7, (4096, 4096), family)
+    _check(path, "fc7", w7, fc_shape(4096, 4096), family)
     w8, b8 = _blobs(path, layers, "fc8", family)
-    if w8.ndim != 2 or w8.shape[1] != 4096:
-        raise _shape_error(path, "fc8", w8.shape, ("classes", 4096), family)
-    out["fc7"], out["fc8"] = [w7.T, b7], [w8.T, b8]
-    for name in ("fc6", "fc7", "fc8"):
-        _check(path, name + " bias", out[name][1], (out[name][0].shape[1],), family)
-    return out, side
-
-
-def _from_tf(path, layers):
-    """The .npy dictionary (already our layout), checked: `{name: [kernel, bias]}`, side."""
-    family, out = "bvlc_alexnet (.npy, TF layout)", {}
-    for name, (o, i, k) in zip(CONV_NAMES, CAFFE_CONVS, strict=True):
-        w, b = _blobs(path, layers, name, family)
-        _check(path, name, w, (k, k, i, o), family)
-        _check(path, name + " bias", b, (o,), family)
-        out[name] = [w, b]
-    w6, b6 = _blobs(path, layers, "fc6", family)
-    side = _pooled_side(path, "fc6", w6.shape[0] if w6.ndim == 2 else 0, family)
-    _check(path, "fc6", w6, (POOL5_CHANNELS * side * side, 4096), family)
-    w7, b7 = _blobs(path, layers, "fc7", family)
-    _check(path, "fc7", w7, (4096, 4096), family)
-    w8, b8 = _blobs(path, layers, "fc8", family)
-    if w8.ndim != 2 or w8.shape[0] != 4096:
-        raise _shape_error(path, "fc8", w8.shape, (4096, "classes"), family)
+    if w8.ndim != 2 or w8.shape[in_axis] != 4096:
+        raise _shape_error(path, "fc8", w8.shape, fc_shape(4096, "classes"), family)
+    if caffe_layout:
+        w6, w7, w8 = fc6_from_chw(w6, side), w7.T, w8.T
     out.update(fc6=[w6, b6], fc7=[w7, b7], fc8=[w8, b8])
     for name in FC_NAMES:
         _check(path, name + " bias", out[name][1], (out[name][0].shape[1],), family)
