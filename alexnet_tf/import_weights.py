@@ -89,7 +89,7 @@ def write_folder(imported, output, class_names=None, saved_model=True):
     cfg = run_config(imported)
     mean, std = imported.convention.rgb_mean_std_255()
     resize = imported.convention.resize
-    InputStats(
+    stats = InputStats(
         mean_image=np.broadcast_to(mean, (resize, resize, 3)).astype(np.float32),
         channel_mean=mean,
         channel_std=std,
@@ -97,7 +97,8 @@ def write_folder(imported, output, class_names=None, saved_model=True):
         pca_eigvec=np.array(image_ops.PCA_EIGVEC, np.float32),
         num_images=0,
         resize=resize,
-    ).save(output)
+    )
+    stats.save(output)
     record = config_lib.to_dict(cfg)
     record["layout"] = "plain"
     record["imported"] = {
@@ -113,14 +114,8 @@ def write_folder(imported, output, class_names=None, saved_model=True):
         names = class_names or (
             names_lib.tfds_wnids() if classes == 1000 else [str(i) for i in range(classes)]
         )
-        export.export_saved_model(imported.model, cfg.data, _stats(output), names, output)
+        export.export_saved_model(imported.model, cfg.data, stats, names, output)
     return cfg
-
-
-def _stats(folder):
-    from alexnet_tf.data.statistics import load_stats
-
-    return load_stats(folder)
 
 
 def run(fv, args):

@@ -116,7 +116,7 @@ def evaluate(cfg, stream=None):
         skipped_bad_files=skipped,
         seconds=round(seconds, 3),
         images_per_sec=round(result["count"] / seconds, 2) if seconds > 0 else None,
-        imported_family=report.imported_family(folder),
+        imported_family=run.imported_family,
     )
     every = f"all {listed.num_examples} listed"
     if skipped:
@@ -126,8 +126,11 @@ def evaluate(cfg, stream=None):
         f"{out['images_per_sec']} images/s\n",
         file=stream,
     )
-    family = report.imported_family(folder)
-    print("\n".join(report.comparison_table(result, family=family)), file=stream, flush=True)
+    print(
+        "\n".join(report.comparison_table(result, family=run.imported_family)),
+        file=stream,
+        flush=True,
+    )
     if e.output:
         print(f"\nwrote {report.write_json(e.output, out)}", file=stream, flush=True)
     return out

@@ -45,6 +45,7 @@ class Run:
     config: config_lib.Config | None  # run.json's settings; None without run.json
     layout: str  # "plain" or "towers": the variables of the run's checkpoints
     class_names: tuple[str, ...] | None  # classes.json; None until training has ended
+    imported_family: str | None = None  # "caffe" or "torchvision": import_weights' folder
 
 
 def model_folder(model_dir, model_path):
@@ -55,7 +56,7 @@ def model_folder(model_dir, model_path):
 def read_run(folder):
     """The `Run` recorded in `folder` (cheap: JSON files only, no TensorFlow work)."""
     path = os.path.join(folder, config_lib.RUN_FILE)
-    cfg, layout = None, "plain"
+    cfg, layout, family = None, "plain", None
     if os.path.isfile(path):
         try:
             with open(path, encoding="utf-8") as f:
@@ -64,8 +65,9 @@ def read_run(folder):
             raise UserError(f"{path} is not valid JSON: {err}") from None
         cfg = config_lib.from_dict(record)
         layout = record.get("layout", "plain")
+        family = (record.get("imported") or {}).get("family")
     names = export.load_class_names(folder)
-    return Run(folder, cfg, layout, tuple(names) if names is not None else None)
+    return Run(folder, cfg, layout, tuple(names) if names is not None else None, family)
 
 
 def load_keras(path):

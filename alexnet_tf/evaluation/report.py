@@ -27,15 +27,6 @@ def protocol(crops):
     return "10-crop" if crops == 10 else "centre crop"
 
 
-def imported_family(folder):
-    """The family of the weights a run folder was imported from (`import_weights`), or None."""
-    try:
-        with open(os.path.join(folder, "run.json"), encoding="utf-8") as f:
-            return (json.load(f).get("imported") or {}).get("family")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
 def comparison_table(result, label="this model", family=None):
     """The result beside the published figures, as lines of text.
 
