@@ -62,6 +62,18 @@ def caffe_input(path):
     return np.ascontiguousarray(crop.transpose(2, 0, 1)[None])
 
 
+def caffe_ten_crops(path):
+    """The paper's 10 crops in Caffe's convention: the 4 corners and the centre, and each
+    of them mirrored ("as well as their horizontal reflections"), as (10, 3, H, W)."""
+    rgb = np.asarray(Image.open(path).convert("RGB"), np.float32)
+    bgr = rgb[..., ::-1] - np.float32([104, 117, 123])
+    far, mid = RESIZE - SIZE, (RESIZE - SIZE) // 2
+    corners = [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]
+    crops = [bgr[y : y + SIZE, x : x + SIZE] for y, x in corners]
+    crops += [crop[:, ::-1] for crop in crops]
+    return np.ascontiguousarray(np.stack(crops).transpose(0, 3, 1, 2))
+
+
 def caffe_probabilities(layers, path):
     logits = caffe_forward(layers, caffe_input(path))
     return torch.softmax(torch.from_numpy(logits), -1).numpy()
@@ -104,6 +116,10 @@ def test_features_of_fc7_are_caffes_fc7_one_row_per_image(imported, tmp_path, ca
     assert values.shape == (2, 4096)
     assert relative_error(values, reference) < 1e-4, relative_error(values, reference)
     assert (tmp_path / "feats.txt").read_text().split() == [image, other]
+    assert predict.main([*argv, "--crops", "10"]) == 0  # each row: the mean of 10 crops
+    ten = np.stack([caffe_forward(layers, caffe_ten_crops(p), "fc7").mean(0) for p in argv[:2]])
+    assert relative_error(np.load(output), ten) < 1e-4, relative_error(np.load(output), ten)
+    assert relative_error(ten, reference) > 1e-3  # the crops differ: the mean is not one crop
     assert predict.main([image, "--model_dir", out, "--features", "fc9", "--output", "f.npy"]) == 2
     assert "--features fc9: the model has no such layer" in capsys.readouterr().err
 

@@ -78,16 +78,9 @@ class Predictor:
         """
         import tensorflow as tf
 
-        from alexnet_tf.data.transforms import eval_transform
-
-        if crops not in (1, 10):
-            raise UserError(f"--crops {crops} is not 1 or 10")
-        transform = eval_transform(self.data_cfg, self.stats, crops)
-        images = [_preprocessed(path, transform) for path in paths]  # each (crops, S, S, 3)
         out = []
-        for start in range(0, len(images), batch_size):
-            batch = np.concatenate(images[start : start + batch_size])  # (b * crops, S, S, 3)
-            logits = self.model(tf.constant(batch), training=False)
+        for batch in self._batches(paths, crops, batch_size):
+            logits = self.model(batch, training=False)
             probs = tf.nn.softmax(tf.cast(logits, tf.float64)).numpy()
             out.append(probs.reshape(-1, crops, probs.shape[-1]).mean(axis=1))
         return np.concatenate(out)
@@ -96,24 +89,30 @@ class Predictor:
         """The output of `layer` (e.g. "fc7") for the images at `paths`: float32 (N, D),
         each row flattened and, with `crops=10`, averaged over the 10 crops."""
         import keras
-        import tensorflow as tf
-
-        from alexnet_tf.data.transforms import eval_transform
 
         names = [x.name for x in self.model.layers]
         if layer not in names:
             raise UserError(f"--features {layer}: the model has no such layer ({', '.join(names)})")
+        extractor = keras.Model(self.model.input, self.model.get_layer(layer).output)
+        out = []
+        for batch in self._batches(paths, crops, batch_size):
+            values = np.asarray(extractor(batch, training=False), np.float32)
+            out.append(values.reshape(-1, crops, values[0].size).mean(axis=1))
+        return np.concatenate(out)
+
+    def _batches(self, paths, crops, batch_size):
+        """The images at `paths` through the run's evaluation preprocessing, `batch_size`
+        images (each `crops` crops) a batch: tf.Tensor (b * crops, S, S, 3)."""
+        import tensorflow as tf
+
+        from alexnet_tf.data.transforms import eval_transform
+
         if crops not in (1, 10):
             raise UserError(f"--crops {crops} is not 1 or 10")
-        extractor = keras.Model(self.model.input, self.model.get_layer(layer).output)
         transform = eval_transform(self.data_cfg, self.stats, crops)
-        out = []
         for start in range(0, len(paths), batch_size):
-            batch = [_preprocessed(p, transform) for p in paths[start : start + batch_size]]
-            values = extractor(tf.constant(np.concatenate(batch)), training=False)
-            values = np.asarray(values, np.float32).reshape(len(batch), crops, -1)
-            out.append(values.mean(axis=1))
-        return np.concatenate(out)
+            batch = [_preprocessed(path, transform) for path in paths[start : start + batch_size]]
+            yield tf.constant(np.concatenate(batch))  # each image (crops, S, S, 3)
 
     def top(self, paths, k=5, crops=10):
         """For each image: [(class index, probability)] of its `k` most probable classes."""
