@@ -50,14 +50,13 @@ def apply_init_from(cfg, fv):
     if source is None:
         log.warning("--init_from %s has no run.json: the input convention is the flags'", folder)
         return dataclasses.replace(cfg, train=train)
-    data_given, data_kept = {}, {}
+    data_kept = {}
     for name in CONVENTION_FLAGS:
         theirs = getattr(source.data, name)
         if fv[name].present and getattr(cfg.data, name) != theirs:
             log.info(
                 "--%s %s overrides the initial model's %s", name, getattr(cfg.data, name), theirs
             )
-            data_given[name] = getattr(cfg.data, name)
         else:
             data_kept[name] = theirs
     data = dataclasses.replace(cfg.data, channel_order=source.data.channel_order, **data_kept)
