@@ -100,6 +100,18 @@ def test_seeded_builds_are_reproducible_and_layers_differ():
     assert not np.allclose(kernel[..., :192], kernel[..., 192:])  # towers not identical
 
 
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+def test_a_seeded_build_draws_each_layers_weights_independently(variant):
+    model = build_alexnet(num_classes=10, image_size=67, seed=3, variant=variant)
+    names = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
+    heads = [model.get_layer(n).get_weights()[0].ravel()[:2000] for n in names]
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            correlation = np.corrcoef(heads[i], heads[j])[0, 1]
+            # independent draws of 2,000: |r| ~ 1/sqrt(2000) = 0.022; a shared seed gives ~1
+            assert abs(correlation) < 0.15, (names[i], names[j], correlation)
+
+
 def test_plain_and_towers_models_compute_the_same_outputs_both_ways():
     plain = build_alexnet(num_classes=10, image_size=67)
     rng = np.random.RandomState(5)

@@ -4,7 +4,13 @@ import contextlib
 
 import keras
 
-from alexnet_tf.model.layers import PerTower, ReplicaDropout, TowerConv2D, TowerDense
+from alexnet_tf.model.layers import (
+    PerTower,
+    ReplicaDropout,
+    TowerConv2D,
+    TowerDense,
+    layer_seed,
+)
 from alexnet_tf.model.lrn import PRESETS, LocalResponseNormalization
 from alexnet_tf.model.torchvision_variant import build_torchvision_alexnet
 from alexnet_tf.model.tower_devices import normalized
@@ -16,13 +22,11 @@ MIN_IMAGE_SIZE = 67
 # learning by providing the ReLUs with positive inputs"); Caffe uses 0.1.
 _POSITIVE_BIAS_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
 INITS = ("he", "paper", "caffe")
-_SEEDED_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 
 
 def _initializers(init, name, seed):
     """(kernel, bias) initializers of layer `name` under the `init` scheme."""
-    if seed is not None:  # a seeded initializer repeats itself: one seed per layer
-        seed = seed * 100 + _SEEDED_LAYERS.index(name) * 10
+    seed = layer_seed(seed, name)
     if init == "he":
         # fc8 feeds a softmax, not a ReLU: Glorot keeps its logits near unit scale.
         kernel = (

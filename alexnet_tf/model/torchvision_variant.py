@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.model.layers import ReplicaDropout, TowerConv2D, TowerDense
+from alexnet_tf.model.layers import ReplicaDropout, TowerConv2D, TowerDense, layer_seed
 
 # The smallest input for which pool5 has one cell: 63 -> 15 -> 7 -> 3 -> 1.
 MIN_IMAGE_SIZE = 63
@@ -67,13 +67,13 @@ def build_torchvision_alexnet(num_classes=1000, image_size=224, dropout=0.5, see
         )
 
     def conv(name, filters, size, strides=1, padding="same"):
-        init = keras.initializers.HeNormal(None if seed is None else seed * 100 + len(name))
+        init = keras.initializers.HeNormal(layer_seed(seed, name))
         return TowerConv2D(
             filters, size, strides, padding, activation="relu", kernel_initializer=init, name=name
         )
 
     def dense(name, units, activation=None):
-        init = keras.initializers.GlorotUniform(None if seed is None else seed * 100 + len(name))
+        init = keras.initializers.GlorotUniform(layer_seed(seed, name))
         return TowerDense(units, activation, kernel_initializer=init, name=name)
 
     def pool(name):
