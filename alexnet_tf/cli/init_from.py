@@ -11,10 +11,10 @@ import logging
 import os
 
 from alexnet_tf.errors import UserError
+from alexnet_tf.model.weight_layers import WEIGHT_LAYERS
 
 log = logging.getLogger(__name__)
 
-WEIGHT_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
 CONVENTION_FLAGS = ("image_size", "resize", "mean", "normalize")
 ARCHITECTURE = ("lrn", "groups", "pool_size", "variant")
 

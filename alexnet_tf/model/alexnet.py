@@ -9,11 +9,11 @@ from alexnet_tf.model.layers import (
     ReplicaDropout,
     TowerConv2D,
     TowerDense,
-    layer_seed,
 )
 from alexnet_tf.model.lrn import PRESETS, LocalResponseNormalization
 from alexnet_tf.model.torchvision_variant import build_torchvision_alexnet
 from alexnet_tf.model.tower_devices import normalized
+from alexnet_tf.model.weight_layers import layer_seed
 
 # The smallest input for which pool5 still has one pixel: 67 -> 15 -> 7 -> 3 -> 1.
 MIN_IMAGE_SIZE = 67

@@ -20,15 +20,6 @@ import tensorflow as tf
 
 from alexnet_tf.model.tower_devices import normalized, pair, tower_part, variable_device
 
-WEIGHT_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8")
-
-
-def layer_seed(seed, name):
-    """The initializer seed of weight layer `name` (one of WEIGHT_LAYERS) in a net built
-    with `seed` (None stays None). One seed per layer: Keras' seeded initializers draw
-    the same stream for every layer given the same seed."""
-    return None if seed is None else seed * 100 + WEIGHT_LAYERS.index(name) * 10
-
 
 def tower_sizes(units, towers):
     """Splits `units` outputs over `towers`: the first towers take any remainder."""

@@ -20,7 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.model.layers import ReplicaDropout, TowerConv2D, TowerDense, layer_seed
+from alexnet_tf.model.layers import ReplicaDropout, TowerConv2D, TowerDense
+from alexnet_tf.model.weight_layers import layer_seed
 
 # The smallest input for which pool5 has one cell: 63 -> 15 -> 7 -> 3 -> 1.
 MIN_IMAGE_SIZE = 63
