@@ -23,6 +23,7 @@ from test_pretrained import (
     random_torchvision_net,
     relative_error,
 )
+from test_summaries import event_image
 
 import alexnet_tf
 from alexnet_tf import import_weights, predict
@@ -134,7 +135,7 @@ def test_a_missing_file_or_output_is_one_line(tmp_path, capsys):
 def test_fine_tuning_rebuilds_fc8_trains_only_the_named_layers_and_keeps_bgr(
     imported, tmp_path, caplog
 ):
-    _, out, _, _ = imported
+    layers, out, _, _ = imported
     data_dir = image_folder(
         tmp_path / "data", ("ant", "bee", "cat"), size=(110, 120), splits={"train": 4, "val": 2}
     )
@@ -166,6 +167,13 @@ def test_fine_tuning_rebuilds_fc8_trains_only_the_named_layers_and_keeps_bgr(
         assert json.load(f)["data"]["channel_order"] == "bgr"
     stats = np.load(os.path.join(run_dir, "input_stats.npz"))
     np.testing.assert_array_equal(stats["channel_mean"], [123.0, 117.0, 104.0])
+    # TensorBoard draws the frozen Caffe kernels in RGB: channel 2 of Caffe's is red.
+    grid = event_image(tmp_path / "run" / "train", "conv1_filters/tower0") / 255.0
+    for i in (0, 47):  # the top-left pixel of the tower's first and last kernel
+        f = layers["conv1"][0][i, ::-1].transpose(1, 2, 0)  # (B, G, R, kh, kw) -> (kh, kw, RGB)
+        row, col = divmod(i, 8)
+        want = (f[0, 0] - f.min()) / (f.max() - f.min())
+        np.testing.assert_allclose(grid[3 * (1 + row * 12), 3 * (1 + col * 12)], want, atol=1 / 255)
 
 
 def test_evaluate_takes_the_convention_and_marks_the_weights_published_figures(imported, tmp_path):

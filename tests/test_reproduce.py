@@ -9,11 +9,13 @@ import sys
 import keras
 import numpy as np
 import pytest
+from caffe_wire import net
 from imagefiles import image_folder
 from PIL import Image
+from test_pretrained import CAFFE_SHAPES, random_layers
 from tinyrun import trained_run
 
-from alexnet_tf import build_alexnet, reproduce
+from alexnet_tf import build_alexnet, import_weights, reproduce
 from alexnet_tf.data.layouts import folder_source
 from alexnet_tf.experiments import ablations, digits, neighbours, record, relu_vs_tanh
 from alexnet_tf.experiments import filters as filters_lib
@@ -49,6 +51,16 @@ def test_nearest_finds_the_brute_force_neighbours_in_order(tmp_path):
     assert list(found[-1][:2]) == [17, 200]
 
 
+def assert_red_left_blue_right(png):
+    """Tower A's 48 kernels red in the left half of the figure, tower B's blue in the right."""
+    pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
+    blue = (pixels[..., 2] > 200) & (pixels[..., 0] < 60) & (pixels[..., 1] < 60)
+    half = pixels.shape[1] // 2
+    assert red[:, :half].sum() > 48 * 11 * 11 and blue[:, :half].sum() == 0
+    assert blue[:, half:].sum() > 48 * 11 * 11 and red[:, half:].sum() == 0
+
+
 def test_the_filters_figure_puts_tower_a_left(tmp_path, capsys):
     model = build_alexnet(num_classes=3, image_size=67)
     kernel, bias = model.get_layer("conv1").get_weights()  # (11, 11, 3, 96)
@@ -62,17 +74,30 @@ def test_the_filters_figure_puts_tower_a_left(tmp_path, capsys):
     assert status == 0
     png = tmp_path / "out" / "filters" / "filters.png"
     assert png_size(png) == inches(filters_lib.FIGURE_INCHES)
-    pixels = np.asarray(Image.open(png).convert("RGB")).astype(int)
-    red = (pixels[..., 0] > 200) & (pixels[..., 1] < 60) & (pixels[..., 2] < 60)
-    blue = (pixels[..., 2] > 200) & (pixels[..., 0] < 60) & (pixels[..., 1] < 60)
-    half = pixels.shape[1] // 2
-    assert red[:, :half].sum() > 48 * 11 * 11 and blue[:, :half].sum() == 0
-    assert blue[:, half:].sum() > 48 * 11 * 11 and red[:, half:].sum() == 0
+    assert_red_left_blue_right(png)
     result = json.loads((tmp_path / "out" / "filters" / "filters.json").read_text())
     assert result["kernel_shape"] == [11, 11, 3, 96]
     assert os.listdir(tmp_path / "out" / "filters" / "tensorboard" / "figure")
     assert result["towers"] == 2 and set(result["colourfulness"]) == {"tower A", "tower B"}
     assert "colourfulness, tower A" in capsys.readouterr().out
+
+
+def test_the_filters_figure_shows_a_caffe_models_bgr_kernels_in_rgb(tmp_path):
+    """Caffe's conv1 reads BGR: its kernels' channel 2 is red. The figure of an imported
+    bvlc_alexnet must show them as the colours they respond to, not with red and blue
+    swapped."""
+    layers = random_layers(CAFFE_SHAPES, seed=5)
+    kernel = np.full(CAFFE_SHAPES["conv1"], -1.0, np.float32)  # (out, in: B, G, R, kh, kw)
+    kernel[:48, 2] = 1.0  # tower A: red kernels
+    kernel[48:, 0] = 1.0  # tower B: blue kernels
+    layers["conv1"][0] = kernel
+    (tmp_path / "bvlc.caffemodel").write_bytes(net(layers))
+    run = str(tmp_path / "imported")
+    assert import_weights.main([str(tmp_path / "bvlc.caffemodel"), "--output", run]) == 0
+    assert reproduce.main(["filters", "--model_dir", run, "--output", str(tmp_path / "out")]) == 0
+    assert_red_left_blue_right(tmp_path / "out" / "filters" / "filters.png")
+    result = json.loads((tmp_path / "out" / "filters" / "filters.json").read_text())
+    assert result["model_channel_order"] == "bgr"
 
 
 @pytest.mark.parametrize(

@@ -14,15 +14,17 @@ import os
 import numpy as np
 
 from alexnet_tf.experiments import record
-from alexnet_tf.training.summaries import filter_grid
+from alexnet_tf.training.summaries import filter_grid, in_rgb
 
 FIGURE_INCHES = (10, 5)
 COLUMNS = 8  # 48 kernels as 6 rows of 8 per tower
 
 
-def conv1_kernel(model):
-    """conv1's kernel of a plain model: float32 (kh, kw, 3, 96)."""
-    return np.asarray(model.get_layer("conv1").get_weights()[0], np.float32)
+def conv1_kernel(model, channel_order="rgb"):
+    """conv1's kernel of a plain model, its input channels in RGB order whatever order the
+    model takes (a Caffe model's are BGR): float32 (kh, kw, 3, 96)."""
+    kernel = np.asarray(model.get_layer("conv1").get_weights()[0], np.float32)
+    return in_rgb(kernel, channel_order, axis=2)
 
 
 def has_towers(model):
@@ -56,13 +58,14 @@ def colourfulness(kernels):
     return float(k.std(axis=-1).mean())
 
 
-def run(model, source, out):
-    kernel = conv1_kernel(model)
+def run(model, source, out, channel_order="rgb"):
+    kernel = conv1_kernel(model, channel_order)
     parts = blocks(kernel, has_towers(model))
     colour = {title.split(":")[0]: colourfulness(k) for title, k in parts}
     result = {
         "model": source,
         "kernel_shape": list(kernel.shape),
+        "model_channel_order": channel_order,  # the picture is RGB either way
         "towers": len(parts),
         "colourfulness": colour,
     }

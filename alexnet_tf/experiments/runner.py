@@ -147,11 +147,16 @@ def _ablations(fv):
 
 
 def _load(path):
-    """The model behind `path` through the public loader, which also takes the folders
-    that `python -m alexnet_tf.import_weights` writes once that exists."""
+    """The model behind `path` through the public loader (a run's folder, a `.keras` file,
+    or a folder `python -m alexnet_tf.import_weights` wrote), and the channel order it
+    takes ("bgr" for Caffe's weights), from the run's files beside it."""
     import alexnet_tf
+    from alexnet_tf.evaluation import model_files
 
-    return alexnet_tf.load_model(path)
+    model = alexnet_tf.load_model(path)
+    folder = path if os.path.isdir(path) else model_files.model_folder(None, path)
+    run = model_files.read_run(folder)
+    return model, run.config.data.channel_order if run.config else "rgb"
 
 
 def _filters(fv):
@@ -160,12 +165,12 @@ def _filters(fv):
     def work(out):
         from alexnet_tf.experiments import filters
 
-        model = _load(path)
+        model, channel_order = _load(path)
         try:
             model.get_layer("conv1")
         except ValueError:
             raise UserError(f"--model_dir {path}: the model has no layer named conv1") from None
-        result = filters.run(model, path, out)
+        result = filters.run(model, path, out, channel_order)
         return ["Figure 3", "paper", "here"], filters.table_rows(result)
 
     return work

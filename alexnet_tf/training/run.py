@@ -67,7 +67,9 @@ class Run:
         )
         self.callbacks = keras.callbacks.CallbackList([self.plateau], model=self.model)
         self.callbacks.on_train_begin()
-        self.summaries = Summaries(t.model_dir, enabled=placement.is_chief)
+        self.summaries = Summaries(
+            t.model_dir, enabled=placement.is_chief, channel_order=cfg.data.channel_order
+        )
         self._restore_or_start()
         self.global_step = int(optimizer.iterations.numpy())
         self.saved_step = self.global_step if self.checkpoints.latest else None

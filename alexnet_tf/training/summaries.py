@@ -18,6 +18,16 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
 
+def in_rgb(array, channel_order, axis=-1):
+    """`array` with its colour `axis` in RGB order. A model imported from Caffe takes BGR:
+    its inputs and conv1's kernels are reversed back, so a picture shows red as red."""
+    if channel_order == "bgr":
+        return np.flip(array, axis)
+    if channel_order == "rgb":
+        return array
+    raise ValueError(f"channel order {channel_order!r} is not one of rgb, bgr")
+
+
 def filter_grid(kernel, columns=8, zoom=3):
     """`(kh, kw, 3, N)` conv filters as one RGB image `(1, H, W, 3)` in [0, 1].
 
@@ -55,7 +65,8 @@ def _tile(images, columns, zoom):
 class Summaries:
     """The run's event files: `train/` and `val/` under the model dir."""
 
-    def __init__(self, model_dir, enabled=True):
+    def __init__(self, model_dir, enabled=True, channel_order="rgb"):
+        self.channel_order = channel_order  # the model's: pictures are turned back to RGB
         self.enabled = enabled
         if enabled:
             self.train = tf.summary.create_file_writer(os.path.join(model_dir, "train"))
@@ -73,13 +84,14 @@ class Summaries:
         if not self.enabled:
             return
         with self.train.as_default(step=int(step)):
-            tf.summary.image("inputs", image_grid(images[:16], mean, std), max_outputs=1)
+            rgb = in_rgb(images[:16], self.channel_order)
+            tf.summary.image("inputs", image_grid(rgb, mean, std), max_outputs=1)
 
     def conv1_filters(self, step, kernel):
         """conv1's filters, one grid per tower (the first and second half of the maps)."""
         if not self.enabled:
             return
-        half = kernel.shape[-1] // 2
+        kernel, half = in_rgb(kernel, self.channel_order, axis=2), kernel.shape[-1] // 2
         with self.train.as_default(step=int(step)):
             for tower, part in enumerate((kernel[..., :half], kernel[..., half:])):
                 tf.summary.image(f"conv1_filters/tower{tower}", filter_grid(part), max_outputs=1)
