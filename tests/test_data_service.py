@@ -5,6 +5,7 @@ it to NumPy) is the reference for what an epoch holds."""
 import dataclasses
 import faulthandler
 import json
+import logging
 import os
 import socket
 import threading
@@ -212,6 +213,50 @@ def test_training_through_the_service(cluster, data, tmp_path, monkeypatch):
     assert calls == [address]  # the epoch's batches came from the service
     reader = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints"))
     assert int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == 2
+
+
+def test_an_epoch_the_service_delivers_short_ends_with_a_warning_and_the_next_is_whole(
+    cluster, data, tmp_path, monkeypatch, caplog
+):
+    """What training sees when a worker dies: the service's stream of the epoch ends
+    early (the dead worker's batches are lost, the test above). The run warns, validates,
+    and trains the next epoch whole, instead of stopping as a local split that runs out
+    does (exit 4)."""
+    address = cluster[0]
+    epochs = []
+
+    def first_epoch_short(*args, **kwargs):
+        epochs.append(len(epochs))
+        dataset = service.service_dataset(*args, **kwargs)
+        return dataset.take(1) if len(epochs) == 1 else dataset  # one batch of epoch 1 only
+
+    monkeypatch.setattr(run, "service_dataset", first_epoch_short)
+    _, _, _, root = data
+    cfg = Config(
+        data=DataConfig(dataset="folder", data_dir=root, image_size=67, resize=76, stats_images=0),
+        train=TrainConfig(
+            model_dir=str(tmp_path / "run"),
+            epochs=2,
+            batch_size=2,
+            steps_per_epoch=3,
+            progress_seconds=60.0,
+            strategy="one_device",
+            data_service=address,
+            val_steps=1,
+        ),
+    )
+    faulthandler.dump_traceback_later(240, exit=True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            loop.train_and_evaluate(cfg)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+    assert "delivered 1 of the 3 steps of epoch 1" in caplog.text
+    assert epochs == [0, 1]
+    reader = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints"))
+    assert int(reader.get_tensor("optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE")) == 1 + 3
+    with open(tmp_path / "run" / "history.json") as f:
+        assert [row["epoch"] for row in json.load(f)] == [1, 2]
 
 
 def test_bench_e2e_takes_its_batches_from_the_service(cluster, data, capsys):
