@@ -180,6 +180,29 @@ def test_a_worker_stopped_mid_epoch_loses_its_batches_and_the_rest_arrive(cluste
     assert len(lost) < 44, lost  # only what the stopped worker held
 
 
+def train_through(address, root, model_dir, epochs, batch_size, steps):
+    """A tiny one_device training run whose batches come from the service at `address`."""
+    cfg = Config(
+        data=DataConfig(dataset="folder", data_dir=root, image_size=67, resize=76, stats_images=0),
+        train=TrainConfig(
+            model_dir=str(model_dir),
+            epochs=epochs,
+            batch_size=batch_size,
+            steps_per_epoch=steps,
+            progress_seconds=60.0,
+            strategy="one_device",
+            data_service=address,
+            val_steps=1,
+        ),
+    )
+    # The loop sets signal handlers, so it runs in this thread; a hang ends the session.
+    faulthandler.dump_traceback_later(240, exit=True)
+    try:
+        return loop.train_and_evaluate(cfg)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
 def test_training_through_the_service(cluster, data, tmp_path, monkeypatch):
     address = cluster[0]
     calls = []
@@ -190,25 +213,7 @@ def test_training_through_the_service(cluster, data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(run, "service_dataset", through_the_service)
     _, _, _, root = data
-    cfg = Config(
-        data=DataConfig(dataset="folder", data_dir=root, image_size=67, resize=76, stats_images=0),
-        train=TrainConfig(
-            model_dir=str(tmp_path / "run"),
-            epochs=1,
-            batch_size=4,
-            steps_per_epoch=2,
-            progress_seconds=60.0,
-            strategy="one_device",
-            data_service=address,
-            val_steps=1,
-        ),
-    )
-    # The loop sets signal handlers, so it runs in this thread; a hang ends the session.
-    faulthandler.dump_traceback_later(240, exit=True)
-    try:
-        result = loop.train_and_evaluate(cfg)
-    finally:
-        faulthandler.cancel_dump_traceback_later()
+    result = train_through(address, root, tmp_path / "run", epochs=1, batch_size=4, steps=2)
     assert result["count"] == 4
     assert calls == [address]  # the epoch's batches came from the service
     reader = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints"))
@@ -232,25 +237,8 @@ def test_an_epoch_the_service_delivers_short_ends_with_a_warning_and_the_next_is
 
     monkeypatch.setattr(run, "service_dataset", first_epoch_short)
     _, _, _, root = data
-    cfg = Config(
-        data=DataConfig(dataset="folder", data_dir=root, image_size=67, resize=76, stats_images=0),
-        train=TrainConfig(
-            model_dir=str(tmp_path / "run"),
-            epochs=2,
-            batch_size=2,
-            steps_per_epoch=3,
-            progress_seconds=60.0,
-            strategy="one_device",
-            data_service=address,
-            val_steps=1,
-        ),
-    )
-    faulthandler.dump_traceback_later(240, exit=True)
-    try:
-        with caplog.at_level(logging.WARNING):
-            loop.train_and_evaluate(cfg)
-    finally:
-        faulthandler.cancel_dump_traceback_later()
+    with caplog.at_level(logging.WARNING):
+        train_through(address, root, tmp_path / "run", epochs=2, batch_size=2, steps=3)
     assert "delivered 1 of the 3 steps of epoch 1" in caplog.text
     assert epochs == [0, 1]
     reader = tf.train.load_checkpoint(str(tmp_path / "run" / "checkpoints"))
