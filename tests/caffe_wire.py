@@ -64,3 +64,28 @@ def net(layers, legacy=False, name="AlexNet"):
     for layer_name, blobs in layers.items():
         out += layer(layer_name, blobs, legacy)
     return out
+
+
+CAFFE_SHAPES = {
+    "conv1": (96, 3, 11, 11),
+    "conv2": (256, 48, 5, 5),
+    "conv3": (384, 256, 3, 3),
+    "conv4": (384, 192, 3, 3),
+    "conv5": (256, 192, 3, 3),
+    "fc6": (4096, 256 * 2 * 2),
+    "fc7": (4096, 4096),
+    "fc8": (10, 4096),
+}
+
+
+def he(rng, shape, fan_in):
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def random_layers(shapes, seed):
+    """{name: [W, b]} in (out, in, ...) layout, He scale, biases about 1."""
+    rng = np.random.default_rng(seed)
+    return {
+        name: [he(rng, shape, int(np.prod(shape[1:]))), rng.normal(0, 1, shape[0]).astype("f4")]
+        for name, shape in shapes.items()
+    }

@@ -10,19 +10,11 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-import torch
 from absl import flags
-from caffe_wire import net
+from caffe_wire import CAFFE_SHAPES, net, random_layers
 from imagefiles import encode, image_folder, pattern, write
+from optional import TORCH_MISSING
 from PIL import Image
-from test_pretrained import (
-    CAFFE_SHAPES,
-    TORCH_SIZE,
-    caffe_forward,
-    random_layers,
-    random_torchvision_net,
-    relative_error,
-)
 from test_summaries import event_image
 
 import alexnet_tf
@@ -32,6 +24,15 @@ from alexnet_tf.errors import UserError
 from alexnet_tf.evaluation.evaluate_run import evaluate
 from alexnet_tf.evaluation.predict import Predictor
 from alexnet_tf.training import loop
+
+torch = pytest.importorskip("torch", reason=TORCH_MISSING)
+
+from test_pretrained import (  # noqa: E402 (needs torch)
+    TORCH_SIZE,
+    caffe_forward,
+    random_torchvision_net,
+    relative_error,
+)
 
 SIZE, RESIZE = 99, 256
 

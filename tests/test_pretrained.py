@@ -16,39 +16,19 @@ import caffe_wire
 import numpy as np
 import pytest
 import tensorflow as tf
-import torch
-import torch.nn.functional as F
-from torch import nn
+from caffe_wire import CAFFE_SHAPES, he, random_layers
+from optional import TORCH_MISSING
 
 from alexnet_tf.errors import UserError
 from alexnet_tf.pretrained import convert
 
+torch = pytest.importorskip("torch", reason=TORCH_MISSING)
+F = torch.nn.functional
+nn = torch.nn
+
 TOLERANCE = 1e-4
 CAFFE_SIZE = 99  # pool5 is 2x2: fc6's (C, H, W) -> (H, W, C) reordering matters
 TORCH_SIZE = 159  # pool5 is 4x4: the adaptive pool to 6x6 averages overlapping cells
-CAFFE_SHAPES = {
-    "conv1": (96, 3, 11, 11),
-    "conv2": (256, 48, 5, 5),
-    "conv3": (384, 256, 3, 3),
-    "conv4": (384, 192, 3, 3),
-    "conv5": (256, 192, 3, 3),
-    "fc6": (4096, 256 * 2 * 2),
-    "fc7": (4096, 4096),
-    "fc8": (10, 4096),
-}
-
-
-def he(rng, shape, fan_in):
-    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
-
-
-def random_layers(shapes, seed):
-    """{name: [W, b]} in (out, in, ...) layout, He scale, biases about 1."""
-    rng = np.random.default_rng(seed)
-    return {
-        name: [he(rng, shape, int(np.prod(shape[1:]))), rng.normal(0, 1, shape[0]).astype("f4")]
-        for name, shape in shapes.items()
-    }
 
 
 def relative_error(ours, reference):

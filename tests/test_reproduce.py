@@ -9,10 +9,9 @@ import sys
 import keras
 import numpy as np
 import pytest
-from caffe_wire import net
+from caffe_wire import CAFFE_SHAPES, net, random_layers
 from imagefiles import image_folder
 from PIL import Image
-from test_pretrained import CAFFE_SHAPES, random_layers
 from tinyrun import trained_run
 
 from alexnet_tf import build_alexnet, import_weights, reproduce
