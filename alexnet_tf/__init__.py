@@ -15,6 +15,7 @@ from alexnet_tf.model.alexnet import build_alexnet  # noqa: E402
 from alexnet_tf.model.layers import ReplicaDropout, TowerConv2D, TowerDense, copy_weights  # noqa: E402
 from alexnet_tf.model.lrn import LocalResponseNormalization  # noqa: E402
 from alexnet_tf.model.optimizer import PaperSGD  # noqa: E402
+from alexnet_tf.version import __version__  # noqa: E402
 
 
 def load_model(run_dir_or_file):
@@ -35,6 +36,7 @@ __all__ = [
     "ReplicaDropout",
     "TowerConv2D",
     "TowerDense",
+    "__version__",
     "build_alexnet",
     "copy_weights",
     "load_model",

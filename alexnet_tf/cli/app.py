@@ -46,8 +46,10 @@ def _parse_flags(argv):
         sys.exit(2)
 
 
-def run(main):
-    """`absl.app.run(main)`, turning the project's exceptions into one line and a status."""
+def run(main, doc):
+    """`absl.app.run(main)`, turning the project's exceptions into one line and a status.
+
+    `doc` is the command's docstring, printed by `--help` above the flags."""
 
     def wrapped(argv):
         if len(argv) > 1:
@@ -66,7 +68,10 @@ def run(main):
             sys.exit(err.exit_code)
 
     if any(arg in HELP_FLAGS for arg in sys.argv[1:]):
-        _print_help(FLAGS.module_help(options.__name__))
+        _print_help(FLAGS.module_help(options.__name__), doc)
+        sys.exit(0)
+    if "--version" in sys.argv[1:]:
+        print_version()
         sys.exit(0)
     app.run(guarded, flags_parser=_parse_flags)
 
@@ -86,6 +91,9 @@ def command(argv, prog, define, main, positional=None):
     """
     fv = flags.FlagValues()
     define(fv)
+    if "--version" in argv:
+        print_version()
+        return 0
     if any(arg in HELP_FLAGS for arg in argv):
         doc = sys.modules[main.__module__].__doc__ or ""
         _print_help(fv.get_help(include_special_flags=False), doc, COMMAND_EXIT_CODES)
@@ -117,11 +125,16 @@ def _command_logging():
     handler.addFilter(_OursHoldingNotes(handler))
 
 
-def _print_help(flag_help, doc=None, exit_codes=EXIT_CODES):
+def print_version():
+    """`--version`: the package's version, from its one source."""
+    from alexnet_tf.version import __version__
+
+    print(f"alexnet_tf {__version__}")
+
+
+def _print_help(flag_help, doc, exit_codes=EXIT_CODES):
     """The command's docstring and its flags (absl's own --help lists only flags defined
     in the main module, and exits 1)."""
-    if doc is None:
-        doc = sys.modules["__main__"].__doc__ or ""
     codes = "\n".join(f"  {code:3d}  {what}" for code, what in exit_codes.items())
     with contextlib.suppress(BrokenPipeError):  # `--help | head`
         print(f"{doc.strip()}\n\nflags:\n{flag_help}\n\nexit codes:\n{codes}")

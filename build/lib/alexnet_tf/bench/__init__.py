@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m alexnet_tf.bench <subcommand> ... [--json]`, see `__main__`."""

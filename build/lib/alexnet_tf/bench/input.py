@@ -1,0 +1,166 @@
+"""`python -m alexnet_tf.bench input`: images/s of the training input pipeline, and of a
+plain tf.data map on the same files in the same run.
+
+Measures `pipeline.build_dataset(training=True)` exactly as training uses it:
+read, decode, resize, random crop, flip, PCA lighting, mean subtraction and scaling,
+batching. Nothing decoded is cached: every timed batch reads and decodes its files
+afresh (the OS page cache still holds the files, as it would after the first epoch).
+Timing starts after `--warmup` batches and covers `--batches` batches; when the data is
+smaller than that, the next epoch (a new order) follows, as in training.
+
+The peer (`--peer`, on by default) is the plain map the issue tracker measures against:
+read, decode, resize the shorter side to `--resize`, a random `--image_size` crop, in a
+parallel map, batched and prefetched, with no augmentation or normalisation (what
+anyone's first tf.data pipeline does). The two run in turn, `--windows` times, each
+window on a fresh iterator (so the idle one prefetches nothing meanwhile);
+`vs_plain` is the median of the windows' ratios. Besides wall time it reports images
+per CPU-second of all threads, the per-core rate, which other processes on a shared
+machine disturb much less.
+"""
+
+import statistics
+import time
+
+from absl import flags
+
+from alexnet_tf.bench import common
+from alexnet_tf.bench.common import (
+    cpu_seconds,
+    data_config,
+    environment,
+    epochs,
+    peak_rss_mb,
+    report,
+    training_dataset,
+    training_source,
+)
+
+# Its data flags: what the others read, and the preprocessing timed.
+DATA_FLAGS = (*common.DATA_FLAGS, "mean", "normalize", "pca_std", "fused_crop", "antialias_below")
+
+
+def define_flags(fv):
+    common.define_data_flags(fv, batch_size=128, only=DATA_FLAGS)
+    common.define_timing_flags(
+        fv,
+        warmup=4,
+        what="batches",
+        batches=(20, "Timed batches per window."),
+        windows=(3, "Timed windows of each pipeline, in turn (median)."),
+    )
+    flags.DEFINE_bool("peer", True, "Also time the plain decode-resize-crop map.", flag_values=fv)
+
+
+def main(argv=None):
+    return common.command(argv, "input", define_flags, run)
+
+
+def plain_dataset(source, size, resize, batch_size, epoch):
+    """The peer: read, decode, shorter side to `resize`, a random `size` crop; nothing else.
+
+    Same files in the same order as our epoch. Bilinear resize, float32 out (as ours).
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from alexnet_tf.data import pipeline
+
+    def crop(contents, index):
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        new = tf.cast(tf.round(shape * resize / tf.reduce_min(shape)), tf.int32)
+        image = tf.image.resize(image, tf.maximum(new, resize))
+        seed = tf.stack([tf.cast(epoch, tf.int64), index])
+        return tf.image.stateless_random_crop(image, [size, size, 3], seed=seed)
+
+    if source.kind == "files":
+        order = pipeline.epoch_order(source.num_examples, 0, epoch)
+        examples = tf.data.Dataset.from_tensor_slices(
+            (source.paths[order], order.astype(np.int64))
+        ).map(lambda path, index: (tf.io.read_file(path), index))
+    else:
+        features = {source.image_key: tf.io.FixedLenFeature([], tf.string)}
+        examples = tf.data.TFRecordDataset(list(source.paths), num_parallel_reads=4)
+        examples = examples.enumerate().map(
+            lambda i, r: (tf.io.parse_single_example(r, features)[source.image_key], i)
+        )
+    images = examples.map(
+        lambda contents, index: (crop(contents, index), index),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return images.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _window(stream_of, warmup, batches):
+    """(images, seconds, CPU seconds) of `batches` batches of a fresh stream."""
+    stream = stream_of()
+    for _ in range(warmup):
+        next(stream)
+    images, start, cpu_start = 0, time.perf_counter(), cpu_seconds()
+    for _ in range(batches):
+        batch, _ = next(stream)
+        images += int(batch.shape[0])
+    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
+    stream.close()  # stops its iterator: nothing prefetches while the other one is timed
+    return images, seconds, cpu
+
+
+def run(args, _):
+    cfg = data_config(args)
+    source, stats = training_source(cfg)
+    streams = {
+        "ours": lambda: epochs(lambda e: training_dataset(cfg, source, stats, args.batch_size, e)),
+    }
+    if args.peer:
+        streams["plain"] = lambda: epochs(
+            lambda e: plain_dataset(source, cfg.image_size, cfg.resize, args.batch_size, e)
+        )
+    windows = {name: [] for name in streams}
+    for _ in range(args.windows):  # in turn: both see the same machine
+        for name, stream_of in streams.items():
+            windows[name].append(_window(stream_of, args.warmup, args.batches))
+    env = environment()
+
+    def rates(name):
+        return [n / s for n, s, _ in windows[name]], [n / c for n, _, c in windows[name]]
+
+    wall, per_cpu = rates("ours")
+    rate = statistics.median(wall)
+    result = {
+        "benchmark": "input",
+        "images_per_sec": round(rate, 1),
+        "images_per_sec_per_core": round(rate / env["cpu_count"], 1),
+        # Images per CPU-second used: what one core does, unaffected by other load.
+        "images_per_cpu_sec": round(statistics.median(per_cpu), 1),
+        "window_images_per_sec": [round(r, 1) for r in wall],
+    }
+    if args.peer:
+        plain_wall, plain_cpu = rates("plain")
+
+        def ratio(ours, plain):  # the median of the windows' ratios: each pair saw one load
+            return round(statistics.median(a / b for a, b in zip(ours, plain, strict=True)), 3)
+
+        result.update(
+            plain_images_per_sec=round(statistics.median(plain_wall), 1),
+            plain_images_per_cpu_sec=round(statistics.median(plain_cpu), 1),
+            vs_plain=ratio(wall, plain_wall),
+            vs_plain_per_cpu_sec=ratio(per_cpu, plain_cpu),
+        )
+    result.update(
+        # One window's (each starts a fresh epoch 0, so all time the same images).
+        images=windows["ours"][0][0],
+        seconds=round(statistics.median(s for _, s, _ in windows["ours"]), 2),
+        batch_size=args.batch_size,
+        image_size=cfg.image_size,
+        resize=cfg.resize,
+        source=f"{source.kind} {source.root} ({source.num_examples} images)",
+        fused_crop=cfg.fused_crop,
+        antialias_below=cfg.antialias_below,
+        mean=cfg.mean,
+        normalize=cfg.normalize,
+        pca_std=cfg.pca_std,
+        **env,
+        peak_rss_mb=round(peak_rss_mb(), 1),
+    )
+    report(result, args.json)
+    return 0

@@ -1,0 +1,108 @@
+"""Our training step and forward pass against PyTorch 2.13 on the same net, batch and cores.
+
+    python -m alexnet_tf.bench.train_vs_torch [--torch_python PYTHON] \
+        [--batch_size 32] [--image_size 227] [--repeats 2]
+
+Runs, `--repeats` times in turn (so both see the same machine), for float32 and for
+bfloat16 mixed precision: `python -m alexnet_tf.bench train` (our step; its Keras
+`Conv2D(groups=2)` baseline in the same process), in float32 `python -m alexnet_tf.bench
+fit` (a user's own `model.fit` on `build_alexnet()`), `python -m alexnet_tf.bench eval` (our
+forward pass and 10-crop step) and `alexnet_tf/bench/torch_train_peer.py` (PyTorch eager and
+`torch.compile`, training and forward). Prints the best of the repeats of each and the
+ratios, as a table and one JSON line, with the machine (CPU model, instruction sets,
+load). torch is never in requirements.txt: `--torch_python` is /tmp/venv/torch's Python
+(`python -m venv /tmp/venv/torch && /tmp/venv/torch/bin/pip install torch==2.13.0 numpy`)
+if it exists, else this one (`pip install torch==2.13.0` beside TF).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from alexnet_tf.bench.input_vs_torch import default_torch_python
+from alexnet_tf.bench.machine import machine
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))  # the repository, where `-m` finds us
+
+
+def run(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--torch_python", default=default_torch_python())
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--image_size", type=int, default=227)
+    p.add_argument("--repeats", type=int, default=2)
+    args = p.parse_args()
+    size = ["--batch_size", str(args.batch_size), "--image_size", str(args.image_size)]
+    best = {}
+
+    def keep(name, value):
+        best[name] = max(best.get(name, 0.0), value)
+
+    for _ in range(args.repeats):
+        for precision in ("float32", "bfloat16"):
+            mixed = [] if precision == "float32" else ["--mixed_precision", "bfloat16"]
+            ours = run(
+                [sys.executable, "-m", "alexnet_tf.bench", "train", *size, *mixed, "--json"]
+                + (["--no_baseline"] if mixed else [])
+            )
+            keep(f"ours_train_{precision}", ours["images_per_sec"])
+            if not mixed:
+                keep("keras_baseline_train_float32", ours["keras_baseline_images_per_sec"])
+                best["peak_gflops_float32"] = ours["peak_gflops_per_sec"]
+                # A user's own model.fit on build_alexnet(), fresh process, float32.
+                fit = run([sys.executable, "-m", "alexnet_tf.bench", "fit", *size, "--json"])
+                keep("ours_fit_float32", fit["images_per_sec"])
+            evaluation = run(
+                [sys.executable, "-m", "alexnet_tf.bench", "eval", *size, *mixed, "--json"]
+            )
+            keep(f"ours_forward_{precision}", evaluation["forward_images_per_sec"])
+            keep(f"ours_ten_crop_{precision}", evaluation["images_per_sec"])
+            torch = run(
+                [args.torch_python, os.path.join(HERE, "torch_train_peer.py"), *size, "--json"]
+                + (["--bf16"] if mixed else [])
+            )
+            for key in ("train_eager", "train_compiled", "forward_eager", "forward_compiled"):
+                keep(f"torch_{key}_{precision}", torch[f"{key}_images_per_sec"])
+    for precision in ("float32", "bfloat16"):
+        for kind in ("train", "forward"):
+            ours = best[f"ours_{kind}_{precision}"]
+            for mode in ("eager", "compiled"):
+                best[f"ratio_{kind}_vs_torch_{mode}_{precision}"] = round(
+                    ours / best[f"torch_{kind}_{mode}_{precision}"], 2
+                )
+    print(f"{'images/s (best of repeats)':44s} {'float32':>9s} {'bfloat16':>9s}")
+    for name in (
+        "ours_train",
+        "torch_train_eager",
+        "torch_train_compiled",
+        "ours_forward",
+        "torch_forward_eager",
+        "torch_forward_compiled",
+        "ours_ten_crop",
+    ):
+        print(f"{name:44s} {best[name + '_float32']:9.1f} {best[name + '_bfloat16']:9.1f}")
+    print(f"{'keras_baseline_train':44s} {best['keras_baseline_train_float32']:9.1f}")
+    print(f"{'ours_model_fit':44s} {best['ours_fit_float32']:9.1f}")
+    best["ratio_fit_vs_torch_eager_float32"] = round(
+        best["ours_fit_float32"] / best["torch_train_eager_float32"], 2
+    )
+    for name, value in best.items():
+        if name.startswith("ratio"):
+            print(f"{name:44s} {value:9.2f}")
+    where = machine()
+    print(f"{'machine':44s} {where['cpu_model']} ({where['cpu_features']})")
+    print(
+        json.dumps({**best, "batch_size": args.batch_size, "image_size": args.image_size, **where})
+    )
+
+
+if __name__ == "__main__":
+    main()

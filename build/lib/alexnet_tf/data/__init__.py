@@ -1,0 +1,1 @@
+"""From files to batches: data layouts, file checks, image ops, statistics, the tf.data pipeline."""

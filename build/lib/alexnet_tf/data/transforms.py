@@ -1,0 +1,115 @@
+"""What is done to each image: the paper's training augmentation (random crop, flip, PCA
+lighting, mean subtraction) and evaluation's centre or 10 crops, as `fn(contents, index)`.
+
+Built on `image_ops`' pure functions; `pipeline` maps them over a split.
+"""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from alexnet_tf.data import image_ops
+from alexnet_tf.errors import UserError
+
+
+def _pca_constants(cfg):
+    if not cfg.pca_file:
+        return image_ops.PCA_EIGVAL, image_ops.PCA_EIGVEC
+    try:
+        with open(cfg.pca_file, encoding="utf-8") as f:
+            pca = json.load(f)
+        return tuple(pca["pca_eigval"]), tuple(map(tuple, pca["pca_eigvec"]))
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"--pca_file {cfg.pca_file} is not a data_stats JSON: {error}") from None
+
+
+def _model_order(image, cfg):
+    """`image` (..., 3), normalised in RGB order, in the channel order the model takes
+    (`cfg.channel_order`: a model imported from Caffe takes BGR)."""
+    if cfg.channel_order == "rgb":
+        return image
+    if cfg.channel_order == "bgr":
+        return tf.reverse(image, [-1])
+    raise UserError(f"channel order {cfg.channel_order!r} is not one of rgb, bgr")
+
+
+def train_transform(cfg, stats, epoch):
+    """`fn(contents, index)` -> one augmented, normalised training image (S, S, 3).
+
+    `contents` are the encoded bytes, `index` the example's index (keys its randomness).
+    The paper's steps composed from `image_ops` with as few ops per image as give the
+    same values bit for bit (tf.data runs every op of this once per image, and each op
+    costs microseconds of overhead on top of its work): the epoch's half of the key drawn
+    once, the mean crop and its mirror as one slice of a (mean, mirrored mean) pair, the
+    row-scaled constants built here. `tests/test_augmentation_speed_path.py` holds it to
+    the plain composition (`example_key`, `crop` then `flip`, `light_and_normalize`).
+    """
+    size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
+    pca = _pca_constants(cfg)
+    epoch_part = image_ops.epoch_key_part(cfg.seed, epoch)
+    mean = stats.mean(cfg.mean)
+    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
+    if cfg.mean == "pixel":
+        mean = np.stack([mean, mean[:, ::-1]])  # (2, R, R, 3): as is and mirrored
+    mean = tf.constant(mean, tf.float32)
+
+    def fn(contents, index):
+        key = tf.stack([epoch_part, tf.cast(index, tf.int64)])  # = example_key(seed, epoch, index)
+        key_crop, key_flip, key_light = tf.unstack(image_ops.split_key(key, 3))
+        offset = image_ops.random_offset(key_crop, resize, size)
+        mirror = image_ops.random_flip(key_flip)
+        if cfg.fused_crop:  # flip the small uint8 window, then scale it
+            window = image_ops.decode_window(contents, resize, size, offset)
+            image = image_ops.resize_to(image_ops.flip(window, mirror), size, antialias)
+        else:
+            image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+            image = image_ops.crop(image_ops.center_crop(image, resize), offset, size)
+            image = image_ops.flip(image, mirror)
+        shift = image_ops.pca_shift(key_light, cfg.pca_std, *pca)
+        mean_crop = (
+            image_ops.crop_mirrored(mean, offset, size, mirror) if mean.shape.rank == 4 else mean
+        )
+        image = image_ops.light_and_normalize(image, shift, mean_crop, scale)
+        return tf.ensure_shape(_model_order(image, cfg), [size, size, 3])
+
+    return fn
+
+
+def eval_transform(cfg, stats, crops=1):
+    """`fn(contents, index)` -> the centre crop (S, S, 3) or the 10 crops (10, S, S, 3).
+
+    Deterministic (`index` is ignored); also what an exported serving graph maps over
+    encoded images, so serving preprocesses exactly as evaluation does.
+    """
+    size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
+    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
+    if crops == 1:
+        mean = tf.constant(stats.center_mean(cfg.mean, size), tf.float32)
+        offset = [(resize - size) // 2] * 2
+
+        def center(contents, index):
+            del index
+            if cfg.fused_crop:
+                window = image_ops.decode_window(contents, resize, size, offset)
+                image = image_ops.resize_to(window, size, antialias)
+            else:
+                image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+                image = image_ops.center_crop(image_ops.center_crop(image, resize), size)
+            image = _model_order(image_ops.normalize(image, mean, scale), cfg)
+            return tf.ensure_shape(image, [size, size, 3])
+
+        return center
+    mean = stats.mean(cfg.mean)
+    if cfg.mean == "pixel":
+        mean = image_ops.ten_crops(tf.constant(mean, tf.float32), size)  # (10, S, S, 3)
+    mean = tf.constant(mean, tf.float32)
+
+    def ten(contents, index):
+        del index
+        image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+        image = image_ops.ten_crops(image_ops.center_crop(image, resize), size)
+        image = _model_order(image_ops.normalize(image, mean, scale), cfg)
+        return tf.ensure_shape(image, [10, size, size, 3])
+
+    return ten

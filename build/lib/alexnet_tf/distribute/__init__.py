@@ -1,0 +1,1 @@
+"""Where the work runs: devices, tf.distribute strategies and the towers' placement."""

@@ -1,0 +1,1 @@
+"""Studies that back the project's choices with measurements (docs/INIT.md)."""

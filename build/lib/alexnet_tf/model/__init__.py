@@ -1,0 +1,1 @@
+"""The network: the LRN layer, the two-tower layers, `build_alexnet`, the paper's optimizer."""

@@ -1,0 +1,65 @@
+"""One training step, for any tf.distribute strategy (its evaluation twin:
+`evaluation.eval_step`).
+
+The trainer and the benchmarks both call it, so what is measured is what trains.
+Steps run under `strategy.run` inside a `tf.function`;
+the loss is summed per example and divided by the global batch, so gradients
+summed over replicas equal the gradient of the global batch's mean loss.
+"""
+
+import tensorflow as tf
+
+from alexnet_tf.evaluation.eval_step import loss_and_hits
+
+_SUM = tf.distribute.ReduceOp.SUM
+
+
+def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=False):
+    """A `tf.function(images, labels) -> {loss, top1, top5, count}`, summed over replicas.
+
+    `loss` is the global batch's mean cross-entropy (without weight decay, which
+    the optimizer applies); `top1`/`top5` are hit counts. Gradients come from
+    `tf.gradients`, which colocates every backward op with its forward op: a
+    GradientTape leaves them unplaced, and the towers model's backward pass would
+    then run on the first device.
+    """
+    variables = model.trainable_variables
+
+    def replica_step(images, labels):
+        logits = model(images, training=True)
+        loss_sum, top1, top5 = loss_and_hits(logits, labels)
+        loss = loss_sum / global_batch_size
+        grads = tf.gradients(optimizer.scale_loss(loss), variables)
+        grads = [_to_variable(g, v) for g, v in zip(grads, variables, strict=True)]
+        optimizer.apply(grads, variables)
+        count = tf.cast(tf.shape(labels)[0], tf.float32)
+        return {"loss": loss, "top1": top1, "top5": top5, "count": count}
+
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def train_step(images, labels):
+        per_replica = strategy.run(replica_step, args=(images, labels))
+        return {k: strategy.reduce(_SUM, v, axis=None) for k, v in per_replica.items()}
+
+    return train_step
+
+
+def _to_variable(gradient, variable):
+    """`gradient` on its variable's device: one copy across, where a towers model computes
+    it elsewhere (tower B's under mirrored_towers), not one per use in the update."""
+    if gradient is None:
+        return None
+    with tf.device(variable.value.device):
+        return tf.identity(gradient)
+
+
+def make_finite_check(variables):
+    """A `tf.function() -> bool`: are all `variables` free of NaN and infinity?"""
+
+    @tf.function
+    def all_finite():
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+
+    return all_finite
