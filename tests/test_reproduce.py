@@ -1,17 +1,19 @@
 """`python -m alexnet_tf.reproduce`: each experiment end to end on tiny generated data, its
 figure a real PNG of the size it promises, the figures in the JSON against the recorded
-curves and accuracies, the neighbour search against brute force, the filters figure's
-tower A on the left, the ablation runs resumable one by one."""
+curves and accuracies, the neighbour search against brute force, no label of Figure 4 over
+an image, the filters figure's tower A on the left, the ablation runs resumable one by one."""
 
 import json
 import os
 import sys
+import types
 
 import keras
 import numpy as np
 import pytest
 from caffe_wire import net
 from imagefiles import image_folder
+from matplotlib.text import Text
 from PIL import Image
 from test_pretrained import CAFFE_SHAPES, random_layers
 from tinyrun import trained_run
@@ -280,6 +282,37 @@ def test_neighbours_uses_evaluations_pipeline_and_draws_figure_4(tmp_path_factor
     val = folder_source(run.data_dir, "val")
     _, probs = neighbours.features(predictor, val)
     np.testing.assert_allclose(probs, predictor.probabilities(val.paths, crops=1), atol=1e-5)
+
+
+def test_no_label_of_figure_4_overlaps_an_image(tmp_path):
+    # Long class names (cut to 18 characters by the figure, the widest letters): every text
+    # the figure draws lies outside every thumbnail's axes, measured on the drawn figure.
+    rng = np.random.default_rng(5)
+    names = [f"W{c}" * 15 for c in "ABCDEFGH"]
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    val = types.SimpleNamespace(paths=np.array(paths[:8]), labels=np.arange(8) % len(names))
+    train = types.SimpleNamespace(paths=np.array(paths), labels=np.arange(12) % len(names))
+    probs = rng.dirichlet(np.ones(len(names)), size=8)
+    found = rng.integers(0, 12, (8, 5))
+    fig = neighbours.figure(val, probs, np.arange(4), np.arange(4, 8), train, found, names)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    thumbs = [ax.get_window_extent(renderer) for ax in fig.axes if ax.images]
+    assert len(thumbs) == 4 + 4 * 6
+    labels = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text() and t.figure is fig]
+    shown = [t for t in labels if t.get_text() in {name[:18] for name in names}]
+    assert len(shown) == 4 * 5 + 4  # each query's top-5 and its true class
+    overlaps = [
+        f"{t.get_text()!r} at {t.get_window_extent(renderer)}"
+        for t in labels
+        for box in thumbs
+        if t.get_window_extent(renderer).overlaps(box)
+    ]
+    assert not overlaps, "labels over thumbnails:\n" + "\n".join(sorted(set(overlaps)))
 
 
 @pytest.mark.parametrize(
