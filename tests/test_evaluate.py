@@ -15,9 +15,11 @@ from tinyrun import CLASSES, VAL_PER_CLASS, trained_run
 from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.config import Config, EvalConfig
 from alexnet_tf.data import records
+from alexnet_tf.data.layouts import load_source
+from alexnet_tf.data.pipeline import build_dataset
 from alexnet_tf.data.statistics import load_stats
 from alexnet_tf.errors import UserError
-from alexnet_tf.evaluation import evaluate_run, model_files, report
+from alexnet_tf.evaluation import eval_step, evaluate_run, model_files, report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE, SQUARE = 67, 76  # the run's image_size and resize: the paper's 227 and 256, shrunk
@@ -115,6 +117,26 @@ def test_ten_crop_scores_equal_a_numpy_reference(run, png_set):
     assert result["top1"] == pytest.approx(hits.mean())
     for index, name in enumerate(CLASSES):
         assert result["per_class"][name]["top1"] == pytest.approx(hits[labels == index].mean())
+
+
+def test_ten_crop_probabilities_equal_a_numpy_reference(run, png_set):
+    # The evaluation's averaged probabilities themselves, image by image, on the batches the
+    # evaluation's pipeline makes: each image's 10 crops, softmax, mean over all 10.
+    root, images, _ = png_set
+    cfg = eval_config(run, root)
+    model = model_files.load_keras(os.path.join(run.model_dir, "model.keras"))
+    stats = load_stats(run.model_dir)
+    source = load_source(cfg.data, "val")
+    batches = build_dataset(cfg.data, source, training=False, batch_size=4, stats=stats, crops=10)
+    got = np.concatenate(
+        [eval_step.crop_averaged_probabilities(model, crops).numpy() for crops, _ in batches]
+    )
+    # png_set's images in the order the source lists their files ("<class>_<i>.png").
+    names = [f"{name}_{i}.png" for name in CLASSES for i in range(3)]
+    listed = [images[names.index(os.path.basename(path))] for path in source.paths]
+    expected = reference_probabilities(model, stats, listed)
+    assert got.shape == expected.shape == (len(images), len(CLASSES))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 
 
 # --------------------------------------------------------------------------- counts

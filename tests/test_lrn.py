@@ -35,6 +35,53 @@ def test_matches_the_formula_eagerly_and_in_a_tf_function(preset):
     np.testing.assert_allclose(tf.function(layer)(tf.constant(x)).numpy(), expected, rtol=1e-5)
 
 
+# Each preset's constants as published, written here rather than read from PRESETS:
+# (k, alpha as published, is alpha divided by n, beta, n, maps summed per tower or across all)
+PUBLISHED = {
+    # The paper, Sec. 3.3: k = 2, n = 5, alpha = 1e-4, beta = 0.75, alpha on the raw sum;
+    # each GPU normalises its own maps.
+    "paper": (2.0, 1e-4, False, 0.75, 5, "tower"),
+    # cuda-convnet's layer params for rnorm1/rnorm2: size 5, scale 0.0001, pow 0.75, k 2;
+    # the code divides scale by size; one normalisation per GPU's maps.
+    "cuda-convnet": (2.0, 1e-4, True, 0.75, 5, "tower"),
+    # Caffe's bvlc_alexnet deploy.prototxt norm1/norm2: local_size 5, alpha 0.0001, beta
+    # 0.75, k 1; Caffe divides alpha by local_size and sums across all maps.
+    "caffe": (1.0, 1e-4, True, 0.75, 5, "all"),
+}
+
+
+def published_reference(x, preset):
+    """NumPy LRN from the published constants: window sum as a loop over channels."""
+    k, alpha, divided, beta, n, scope = PUBLISHED[preset]
+    scale = alpha / n if divided else alpha
+    a = x.astype(np.float64)
+    halves = np.split(a, 2, axis=-1) if scope == "tower" else [a]
+    out = []
+    for part in halves:
+        squares = np.pad(part**2, [(0, 0)] * 3 + [(n // 2, n // 2)])
+        window = sum(squares[..., i : i + part.shape[-1]] for i in range(n))
+        out.append(part / (k + scale * window) ** beta)
+    return np.concatenate(out, axis=-1)
+
+
+@pytest.mark.parametrize("preset", sorted(PUBLISHED))
+def test_each_preset_computes_its_published_constants(preset):
+    x = activations(channels=16, seed=11)
+    y = LocalResponseNormalization(preset)(x).numpy()
+    np.testing.assert_allclose(y, published_reference(x, preset), rtol=1e-5)
+
+
+def test_caffes_preset_equals_pytorchs_local_response_norm():
+    # PyTorch's nn.LocalResponseNorm follows Caffe (alpha divided by size, across all maps):
+    # an implementation outside this project, given Caffe's deploy.prototxt values.
+    torch = pytest.importorskip("torch")
+    x = activations(channels=16, seed=12)
+    norm = torch.nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=1.0)
+    expected = norm(torch.from_numpy(x).permute(0, 3, 1, 2).double()).permute(0, 2, 3, 1)
+    y = LocalResponseNormalization("caffe")(x).numpy()
+    np.testing.assert_allclose(y, expected.numpy(), rtol=1e-5)
+
+
 def test_presets_differ_where_the_papers_conventions_differ():
     x = activations()
     paper, convnet, caffe = (

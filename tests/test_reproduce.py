@@ -1,16 +1,19 @@
 """`python -m alexnet_tf.reproduce`: each experiment end to end on tiny generated data, its
-figure a real PNG of the size it promises, the neighbour search against brute force, the
-filters figure's tower A on the left, the ablation runs resumable one by one."""
+figure a real PNG of the size it promises, the figures in the JSON against the recorded
+curves and accuracies, the neighbour search against brute force, no label of Figure 4 over
+an image, the filters figure's tower A on the left, the ablation runs resumable one by one."""
 
 import json
 import os
 import sys
+import types
 
 import keras
 import numpy as np
 import pytest
 from caffe_wire import CAFFE_SHAPES, net, random_layers
 from imagefiles import image_folder
+from matplotlib.text import Text
 from PIL import Image
 from tinyrun import trained_run
 
@@ -143,8 +146,33 @@ def test_relu_vs_tanh_trains_both_and_draws_figure_1(tiny_data, tmp_path, capsys
     assert sorted(os.listdir(folder / "tensorboard")) == sorted(
         ["figure", "relu_lr0.01", "relu_lr0.03", "tanh_lr0.01", "tanh_lr0.03"]
     )
+    # The figures, from the recorded curves: for each activation, the rate whose curve first
+    # comes to 25 % error or below soonest, in epochs; then the ratio tanh / ReLU.
+    best = {}
+    for activation in ("relu", "tanh"):
+        reached = {}
+        for r in result["runs"]:
+            below = np.flatnonzero(np.asarray(r["curve"]["error"]) <= 0.25)
+            if r["activation"] == activation and below.size:
+                point = below[0]
+                reached[r["learning_rate"]] = (
+                    r["curve"]["epoch"][point],
+                    r["curve"]["seconds"][point],
+                )
+        assert reached, f"{activation} never reached 25 %: the test data no longer check the ratio"
+        rate = min(reached, key=lambda lr: reached[lr][0])
+        best[activation] = reached[rate]
+        assert result["best"][activation] == {
+            "learning_rate": rate,
+            "epochs_to_threshold": reached[rate][0],
+            "seconds_to_threshold": reached[rate][1],
+        }
+    ratio = best["tanh"][0] / best["relu"][0]
+    assert result["speedup_epochs"] == pytest.approx(ratio)
+    assert result["speedup_seconds"] == pytest.approx(best["tanh"][1] / best["relu"][1])
     out = capsys.readouterr().out
-    assert "tanh / ReLU, epochs" in out and "6.00" in out
+    row = next(line for line in out.splitlines() if line.startswith("tanh / ReLU, epochs"))
+    assert row.split()[-2:] == ["6.00", f"{ratio:.2f}"]  # the paper's, ours
 
 
 def test_the_small_net_is_the_four_weight_layers_with_the_activation_asked():
@@ -174,6 +202,12 @@ def test_ablations_go_on_past_a_failed_run_and_a_rerun_resumes_only_what_is_left
     result = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
     assert list(result["variants"]) == ["default"] and len(result["failed"]) == 1
 
+    # The default run's recorded last epoch: accuracies its 9 validation images cannot give,
+    # so no_overlap's deltas cannot be 0. The rerun skips that finished run and reads them.
+    history_file = tmp_path / "ablations" / "runs" / "default-seed2" / "history.json"
+    history = json.loads(history_file.read_text())
+    history[-1].update(val_top1=0.5, val_top5=0.75)
+    history_file.write_text(json.dumps(history))
     (broken / "run.json").unlink()
     assert reproduce.main(argv) == 0
     out = capsys.readouterr().out
@@ -188,10 +222,23 @@ def test_ablations_go_on_past_a_failed_run_and_a_rerun_resumes_only_what_is_left
     assert json.loads((broken / "run.json").read_text())["data"]["seed"] == 2
     run = json.loads((broken / "run.json").read_text())
     assert run["model"]["pool_size"] == 2 and run["model"]["lrn"] == "paper"
-    no_overlap = result["variants"]["no_overlap"]
-    assert no_overlap["delta_top1_error"] == pytest.approx(
-        no_overlap["top1_error"] - result["variants"]["default"]["top1_error"]
-    )
+    # Each variant's errors and deltas, in points, from the accuracies its run recorded
+    # for its last epoch.
+    last = {
+        name: json.loads(
+            (tmp_path / "ablations" / "runs" / f"{name}-seed2" / "history.json").read_text()
+        )[-1]
+        for name in ("default", "no_overlap")
+    }
+    for key, accuracy in (("top1_error", "val_top1"), ("top5_error", "val_top5")):
+        for name in ("default", "no_overlap"):
+            assert result["variants"][name][key] == pytest.approx(100 * (1 - last[name][accuracy]))
+        delta = 100 * (last["default"][accuracy] - last["no_overlap"][accuracy])
+        assert result["variants"]["no_overlap"][f"delta_{key}"] == pytest.approx(delta, abs=1e-9)
+        assert result["variants"]["default"][f"delta_{key}"] == 0.0
+    row = next(line for line in out.splitlines() if line.startswith("no_overlap "))
+    expected = 100 * (last["default"]["val_top1"] - last["no_overlap"]["val_top1"])
+    assert f"{expected:+.1f}" in row.split()
     assert png_size(tmp_path / "ablations" / "ablations.png") == inches(ablations.FIGURE_INCHES)
 
 
@@ -234,6 +281,37 @@ def test_neighbours_uses_evaluations_pipeline_and_draws_figure_4(tmp_path_factor
     val = folder_source(run.data_dir, "val")
     _, probs = neighbours.features(predictor, val)
     np.testing.assert_allclose(probs, predictor.probabilities(val.paths, crops=1), atol=1e-5)
+
+
+def test_no_label_of_figure_4_overlaps_an_image(tmp_path):
+    # Long class names (cut to 18 characters by the figure, the widest letters): every text
+    # the figure draws lies outside every thumbnail's axes, measured on the drawn figure.
+    rng = np.random.default_rng(5)
+    names = [f"W{c}" * 15 for c in "ABCDEFGH"]
+    paths = []
+    for i in range(12):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    val = types.SimpleNamespace(paths=np.array(paths[:8]), labels=np.arange(8) % len(names))
+    train = types.SimpleNamespace(paths=np.array(paths), labels=np.arange(12) % len(names))
+    probs = rng.dirichlet(np.ones(len(names)), size=8)
+    found = rng.integers(0, 12, (8, 5))
+    fig = neighbours.figure(val, probs, np.arange(4), np.arange(4, 8), train, found, names)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    thumbs = [ax.get_window_extent(renderer) for ax in fig.axes if ax.images]
+    assert len(thumbs) == 4 + 4 * 6
+    labels = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text() and t.figure is fig]
+    shown = [t for t in labels if t.get_text() in {name[:18] for name in names}]
+    assert len(shown) == 4 * 5 + 4  # each query's top-5 and its true class
+    overlaps = [
+        f"{t.get_text()!r} at {t.get_window_extent(renderer)}"
+        for t in labels
+        for box in thumbs
+        if t.get_window_extent(renderer).overlaps(box)
+    ]
+    assert not overlaps, "labels over thumbnails:\n" + "\n".join(sorted(set(overlaps)))
 
 
 @pytest.mark.parametrize(

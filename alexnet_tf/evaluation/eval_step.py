@@ -22,6 +22,14 @@ def loss_and_hits(logits, labels):
     return loss, top1, top5
 
 
+def crop_averaged_probabilities(model, images):
+    """`(B, crops, S, S, 3)` -> `(B, classes)`: the mean of each image's crops' softmax."""
+    crops = tf.shape(images)[1]
+    flat = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], 0))
+    probs = tf.nn.softmax(tf.cast(model(flat, training=False), tf.float32))
+    return tf.reduce_mean(tf.reshape(probs, [-1, crops, model.output_shape[-1]]), axis=1)
+
+
 def make_eval_step(model, strategy):
     """A `tf.function(images, labels) -> {loss, top1, top5, count, class_count, class_top1}`.
 
@@ -37,11 +45,7 @@ def make_eval_step(model, strategy):
 
     def forward(images):
         if images.shape.rank == 5:
-            crops = tf.shape(images)[1]
-            flat = tf.reshape(images, tf.concat([[-1], tf.shape(images)[2:]], 0))
-            probs = tf.nn.softmax(tf.cast(model(flat, training=False), tf.float32))
-            probs = tf.reduce_mean(tf.reshape(probs, [-1, crops, num_classes]), axis=1)
-            return tf.math.log(probs + 1e-12)
+            return tf.math.log(crop_averaged_probabilities(model, images) + 1e-12)
         return tf.cast(model(images, training=False), tf.float32)
 
     def replica_step(images, labels):

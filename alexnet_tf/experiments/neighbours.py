@@ -162,8 +162,14 @@ def figure(val, probs, left, right, train, found, names):
         ax = fig.add_subplot(grid[r, 1])
         order = np.argsort(-probs[i], kind="stable")[:5]
         colours = ["tab:red" if c == val.labels[i] else "tab:blue" for c in order]
-        ax.barh(np.arange(len(order))[::-1], probs[i][order], color=colours)
-        ax.set_yticks(np.arange(len(order))[::-1], [str(names[c])[:18] for c in order], fontsize=7)
+        rows_y = np.arange(len(order))[::-1]
+        ax.barh(rows_y, probs[i][order], color=colours, alpha=0.45)
+        # The labels are written over their bars, inside the bars' axes, as in the paper's
+        # figure: as tick labels they stood left of the axes, over the thumbnail.
+        for y, c in zip(rows_y, order, strict=True):
+            ax.text(0.01, y, str(names[c])[:18], va="center", fontsize=7, clip_on=True,
+                    transform=ax.get_yaxis_transform())  # fmt: skip
+        ax.set_yticks([])
         ax.set_xlim(0, 1)
         ax.tick_params(axis="x", labelsize=7)
     for r, i in enumerate(right):
