@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from optional import TORCH_MISSING
 
 from alexnet_tf import LocalResponseNormalization
 from alexnet_tf.model.lrn import PRESETS
@@ -74,7 +75,7 @@ def test_each_preset_computes_its_published_constants(preset):
 def test_caffes_preset_equals_pytorchs_local_response_norm():
     # PyTorch's nn.LocalResponseNorm follows Caffe (alpha divided by size, across all maps):
     # an implementation outside this project, given Caffe's deploy.prototxt values.
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason=TORCH_MISSING)
     x = activations(channels=16, seed=12)
     norm = torch.nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=1.0)
     expected = norm(torch.from_numpy(x).permute(0, 3, 1, 2).double()).permute(0, 2, 3, 1)
