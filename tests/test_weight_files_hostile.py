@@ -560,6 +560,17 @@ def test_found_cases_are_refused_in_one_line(tmp_path, case):
     assert message.startswith(str(path)), message
 
 
+def test_a_caffemodel_with_a_nameless_layer_is_refused_naming_the_missing_one(tmp_path):
+    nameless = caffe_wire.length_delimited(
+        100, caffe_wire.length_delimited(7, caffe_wire.blob(np.zeros(3, "f4")))
+    )
+    path = tmp_path / "nameless.caffemodel"
+    path.write_bytes(caffe_wire.net({"fc6": tiny_layers()["fc6"]}) + nameless)
+    assert sorted(read_caffemodel(str(path))) == ["(unnamed layer 2)", "fc6"]
+    with pytest.raises(UserError, match=r"layer conv1 is missing .* has: \(unnamed layer 2\), fc6"):
+        convert.read(str(path))
+
+
 def test_a_zip_bomb_declaring_a_small_size_is_refused(tmp_path):
     path = tmp_path / "bomb.pth"
     path.write_bytes(zip_bomb_pth(declared_size=4 * 4 * 3 * 3 * 3))  # conv1's true size
