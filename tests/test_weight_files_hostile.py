@@ -497,6 +497,11 @@ REGRESSIONS = {
         lambda: replace_length(npy_bytes(), "BINBYTES", (1 << 32) - 1, 4),
         "damaged pickle",
     ),
+    "npy_frame_declaring_4GiB": (
+        "npy",
+        lambda: replace_length(npy_bytes(), "FRAME", 1 << 32, 8),
+        "frame of 4294967296 bytes",
+    ),
     "npy_memo_index_4G": (
         "npy",
         lambda: npy_with_pickle(b"\x80\x02K\x01r" + struct.pack("<I", 0xFFFFFFF0) + b"."),

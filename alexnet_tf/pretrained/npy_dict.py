@@ -16,8 +16,8 @@ items as the shape declares) before an array is made. A file naming anything els
 refused with one line naming it.
 """
 
-import io
 import math
+import mmap
 import pickle
 import re
 import tokenize
@@ -82,7 +82,7 @@ class _Array:
             data = data.encode("latin-1")
         if not isinstance(data, bytes) or len(data) != count * dtype.itemsize:
             raise ValueError(f"an array of shape {shape} ({dtype}) without its bytes")
-        self.value = np.frombuffer(data, dtype).reshape(shape, order=order).astype(dtype)
+        self.value = np.frombuffer(data, dtype).reshape(shape, order=order)  # read-only
 
 
 def _latin1(text, encoding):
@@ -139,8 +139,10 @@ def _load(path):
                 f"{path} holds an array of {dtype} of shape {shape}, not a {{layer: [W, b]}} "
                 "dictionary"
             )
-        payload = io.BytesIO(f.read())
-    result = _Unpickler(payload, encoding="latin1").load()
+        # The pickle is checked on a map of the file, then read from the file: its arrays'
+        # bytes are copied once, into the arrays.
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            result = _Unpickler(f, mapped, encoding="latin1").load()
     if not isinstance(result, _Array) or result.value is None or result.value.shape != shape:
         raise ValueError(f"the pickle does not hold the object array of shape {shape}")
     return _plain(result)
@@ -155,7 +157,7 @@ def _arrays(path, name, blobs):
     for b in arrays:
         if not isinstance(b, np.ndarray) or b.dtype.kind not in "biuf":
             raise UserError(f"{path}: layer {name} holds a {type(b).__name__}, not an array")
-    return [b.astype(np.float32) for b in arrays]
+    return [b.astype(np.float32, copy=False) for b in arrays]
 
 
 def read_npy_dict(path):

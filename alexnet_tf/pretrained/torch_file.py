@@ -21,6 +21,7 @@ back as NumPy arrays with PyTorch's shapes.
 import collections
 import io
 import math
+import mmap
 import os
 import pickle
 import struct
@@ -112,8 +113,8 @@ def _tensor_array(storage, offset, size, stride):
 
 
 class _Unpickler(safe_pickle.Unpickler):
-    def __init__(self, stream, load_storage):
-        super().__init__(stream)
+    def __init__(self, file, buffer, load_storage):
+        super().__init__(file, buffer)
         self._load_storage = load_storage
         self.storages = {}
 
@@ -163,32 +164,37 @@ def _read_zip(archive, size):
         limit = size if count is None else min(size, count * dtype.itemsize)
         return lambda: _entry(archive, f"{prefix}data/{key}", limit)
 
-    unpickler = _Unpickler(io.BytesIO(_entry(archive, pickles[0], size)), load)
-    return unpickler.load()
+    data = _entry(archive, pickles[0], size)
+    return _Unpickler(io.BytesIO(data), data, load).load()
 
 
-def _read_legacy(stream):
-    plain = _Unpickler(stream, None)
+def _read_legacy(f, mapped):
+    """The object in the legacy stream `f` (`mapped`: its map, of which the storages
+    keep views rather than copies)."""
+    plain = _Unpickler(f, mapped, None)
     if plain.load() != _LEGACY_MAGIC:
         raise ValueError("not a torch.save file (wrong magic number)")
     plain.load()  # protocol version
     plain.load()  # system info
     reads = {}
-    unpickler = _Unpickler(stream, lambda key, dtype, count: lambda: reads[key])
+    unpickler = _Unpickler(f, mapped, lambda key, dtype, count: lambda: reads[key])
     result = unpickler.load()
-    keys = _Unpickler(stream, None).load()
+    keys = _Unpickler(f, mapped, None).load()
     if not isinstance(keys, list):
         raise ValueError("no list of storage keys after the pickle")
+    view = memoryview(mapped)
     for key in keys:
         storage = unpickler.storages.get(str(key))
-        head = stream.read(8)
+        head = f.read(8)
         if len(head) != 8:
             raise EOFError("the file ends before its storages")
         (count,) = struct.unpack("<q", head)
         size = count * (storage.dtype.itemsize if storage else 1)
-        if not 0 <= size <= len(stream.getbuffer()) - stream.tell():
+        start = f.tell()
+        if not 0 <= size <= len(view) - start:
             raise ValueError(f"a storage of {count} elements runs past the end of the file")
-        reads[str(key)] = stream.read(size)
+        reads[str(key)] = view[start : start + size]
+        f.seek(start + size)
     return result
 
 
@@ -205,7 +211,12 @@ def read_state_dict(path):
                 arrays = _materialise(state)
         else:
             with open(path, "rb") as f:
-                arrays = _materialise(_read_legacy(io.BytesIO(f.read())))
+                if os.fstat(f.fileno()).st_size == 0:
+                    raise EOFError("the file is empty")
+                # Not closed here: the arrays are copies, but views of the map may live on
+                # in a traceback; the map closes when the last one goes.
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                arrays = _materialise(_read_legacy(f, mapped))
     except safe_pickle.Refused as err:
         raise UserError(
             f"{path} was refused: it names {err}, which is not part of a state_dict of tensors"
