@@ -517,6 +517,13 @@ REGRESSIONS = {
         lambda: npy_with_header("{'descr': '|O', 'fortran_order': False, 'shape': ((), }"),
         "not a readable .npy",
     ),
+    "npy_header_declaring_8TB_of_floats": (
+        "npy",
+        lambda: npy_with_header(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
+        ),
+        r"holds an array of float64 of shape \(1000000000000,\), not a",
+    ),
     "npy_calls_ndarray_of_a_TiB": (
         "npy",
         lambda: npy_with_pickle(
