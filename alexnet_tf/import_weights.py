@@ -15,7 +15,9 @@ writes a folder that every command takes as a trained run:
 
 A Caffe model takes BGR pixels 0-255 minus (104, 117, 123); torchvision's takes RGB on
 [0, 1] minus ImageNet's mean over its std: the folder records which, so no command feeds
-one the other's input. `.npy` files are pickles: import only files you trust.
+one the other's input. No code in a file runs (the `.npy` and `.pth` pickles go through
+unpicklers that build only arrays and containers), and a damaged or hostile file is
+refused in one line (docs/PRETRAINED.md, "Safety of the files").
 """
 
 import logging

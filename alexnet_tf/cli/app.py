@@ -123,6 +123,10 @@ def _command_logging():
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     handler = logging.getLogger().handlers[0]
     handler.addFilter(_OursHoldingNotes(handler))
+    # TF, imported before this (by the flags' modules), found the root logger bare and gave
+    # its logger a handler of its own, which the filter above never sees: at the root's
+    # INFO it would print TF's `INFO:tensorflow:Assets written to: ...` of every export.
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
 def print_version():

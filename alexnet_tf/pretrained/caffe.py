@@ -137,8 +137,8 @@ def read_caffemodel(path):
                 name, blobs = _layer(buf, value, _LAYER_NAME, _LAYER_BLOBS)
             else:
                 name, blobs = _layer(buf, value, _V1_NAME, _V1_BLOBS)
-            if blobs:
-                layers[name] = blobs
+            if blobs:  # Caffe's names are optional: a layer without one gets its place
+                layers[f"(unnamed layer {len(layers) + 1})" if name is None else name] = blobs
     except _Truncated as err:
         raise UserError(
             f"{path} is truncated: a field at byte {err.args[0]} runs past the end of the "

@@ -11,18 +11,27 @@ Two layouts of `torch.save` are read:
 The pickle is run by an unpickler that knows only the few names a state_dict of plain
 tensors needs (`torch._utils._rebuild_tensor_v2`, the storage classes,
 `collections.OrderedDict`); a file naming any other Python object is refused before
-anything in it runs. Tensors come back as NumPy arrays with PyTorch's shapes.
+anything in it runs. Every size the file declares (a pickle's lengths, a zip entry's
+sizes, a storage's element count, a tensor's shape and strides) is checked against the
+file's real size or the storage it lies in before anything of that size is allocated, so
+a damaged or hostile file (a zip bomb among them) is refused in one line. Tensors come
+back as NumPy arrays with PyTorch's shapes.
 """
 
 import collections
 import io
+import math
+import mmap
+import os
 import pickle
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 
 from alexnet_tf.errors import UserError
+from alexnet_tf.pretrained import safe_pickle
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _STORAGE_DTYPES = {
@@ -36,10 +45,7 @@ _STORAGE_DTYPES = {
     "ByteStorage": np.uint8,
     "BoolStorage": np.bool_,
 }
-
-
-class _Refused(Exception):
-    pass
+_MAX_DIMS = 8
 
 
 class _StorageType:
@@ -48,15 +54,25 @@ class _StorageType:
 
 
 class _Storage:
-    """A storage's bytes, read when a tensor first needs them."""
+    """A storage's bytes, read when a tensor first needs them; `read()` returns exactly
+    `count` elements' bytes or raises ValueError."""
 
-    def __init__(self, dtype, read):
-        self.dtype, self._read, self._array = dtype, read, None
+    def __init__(self, dtype, count, read):
+        self.dtype, self.count, self._read, self._array = dtype, count, read, None
 
     def array(self):
         if self._array is None:
-            self._array = np.frombuffer(self._read(), self.dtype)
+            data = self._read()
+            if self.count is not None and len(data) != self.count * self.dtype.itemsize:
+                raise ValueError(f"a storage of {self.count} elements holds {len(data)} bytes")
+            self._array = np.frombuffer(data, self.dtype)
         return self._array
+
+
+def _index(value, what):
+    if type(value) is not int or value < 0:
+        raise ValueError(f"a tensor's {what} of {value!r:.40}")
+    return value
 
 
 class _Tensor:
@@ -65,7 +81,15 @@ class _Tensor:
 
     def __init__(self, storage, offset, size, stride, *unused):
         del unused  # requires_grad, backward hooks, metadata
-        self.parts = storage, offset, tuple(size), tuple(stride)
+        if not isinstance(storage, _Storage):
+            raise ValueError(f"a tensor on a {type(storage).__name__}, not a storage")
+        if not isinstance(size, tuple | list) or not isinstance(stride, tuple | list):
+            raise ValueError("a tensor without its size and stride")
+        if len(size) != len(stride) or len(size) > _MAX_DIMS:
+            raise ValueError(f"a tensor of size {size!r:.60} and stride {stride!r:.60}")
+        size = tuple(_index(n, "size") for n in size)
+        stride = tuple(_index(n, "stride") for n in stride)
+        self.parts = storage, _index(offset, "offset"), size, stride
 
     def array(self):
         return _tensor_array(*self.parts)
@@ -73,103 +97,143 @@ class _Tensor:
 
 def _tensor_array(storage, offset, size, stride):
     values = storage.array()
-    if not size:
-        return values[offset].copy()
+    if math.prod(size) == 0:
+        return np.zeros(size, values.dtype.newbyteorder("="))
     item = values.itemsize
     needed = offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True)) + 1
-    if needed > values.size:
+    # A state_dict's tensors each hold their own values: none has more than its storage.
+    if needed > values.size or math.prod(size) > values.size:
         raise ValueError(f"a tensor of size {tuple(size)} runs past its storage")
+    if not size:
+        return values[offset].copy()
     view = np.lib.stride_tricks.as_strided(
         values[offset:], tuple(size), tuple(s * item for s in stride), writeable=False
     )
     return np.array(view, dtype=values.dtype.newbyteorder("="))
 
 
-def _allowed(module, name):
-    if module == "collections" and name == "OrderedDict":
-        return collections.OrderedDict
-    if module == "torch._utils" and name == "_rebuild_tensor_v2":
-        return _Tensor
-    if module == "torch" and name in _STORAGE_DTYPES:
-        return _StorageType(name)
-    raise _Refused(f"{module}.{name}")
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, file, load_storage):
-        super().__init__(file)
+class _Unpickler(safe_pickle.Unpickler):
+    def __init__(self, file, buffer, load_storage):
+        super().__init__(file, buffer)
         self._load_storage = load_storage
         self.storages = {}
 
-    def find_class(self, module, name):
-        return _allowed(module, name)
+    def allowed(self, module, name):
+        if module == "collections" and name == "OrderedDict":
+            return collections.OrderedDict
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _Tensor
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _StorageType(name)
+        return super().allowed(module, name)
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
-            raise _Refused(f"persistent id {pid!r:.60}")
+        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"):
+            raise safe_pickle.Refused(f"persistent id {pid!r:.60}")
+        if self._load_storage is None:
+            raise ValueError("a storage where none belongs")
         storage_type, key = pid[1], str(pid[2])
         if not isinstance(storage_type, _StorageType):
-            raise _Refused(f"storage type {storage_type!r:.60}")
+            raise safe_pickle.Refused(f"storage type {storage_type!r:.60}")
+        count = _index(pid[4], "storage size") if len(pid) > 4 else None
         if key not in self.storages:
-            self.storages[key] = _Storage(storage_type.dtype, self._load_storage(key))
+            load = self._load_storage(key, storage_type.dtype, count)
+            self.storages[key] = _Storage(storage_type.dtype, count, load)
         return self.storages[key]
 
 
-def _read_zip(archive):
+def _entry(archive, name, limit):
+    """The bytes of the archive's entry `name`, refused before reading if it declares
+    more than `limit` bytes, packed or unpacked (a zip bomb declares gigabytes)."""
+    info = archive.getinfo(name)
+    if max(info.file_size, info.compress_size) > limit:
+        raise ValueError(
+            f"{name} declares {max(info.file_size, info.compress_size)} bytes, more than {limit}"
+        )
+    return archive.read(info)
+
+
+def _read_zip(archive, size):
     pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
     if len(pickles) != 1:
         raise ValueError("no data.pkl in the zip archive")
     prefix = pickles[0][: -len("data.pkl")]
 
-    def load(key):
-        return lambda: archive.read(f"{prefix}data/{key}")
+    def load(key, dtype, count):
+        # torch.save stores entries uncompressed: none holds more than the file's size.
+        limit = size if count is None else min(size, count * dtype.itemsize)
+        return lambda: _entry(archive, f"{prefix}data/{key}", limit)
 
-    unpickler = _Unpickler(io.BytesIO(archive.read(pickles[0])), load)
-    return unpickler.load()
+    data = _entry(archive, pickles[0], size)
+    return _Unpickler(io.BytesIO(data), data, load).load()
 
 
-def _read_legacy(f):
-    plain = _Unpickler(f, None)
+def _read_legacy(f, mapped):
+    """The object in the legacy stream `f` (`mapped`: its map, of which the storages
+    keep views rather than copies)."""
+    plain = _Unpickler(f, mapped, None)
     if plain.load() != _LEGACY_MAGIC:
         raise ValueError("not a torch.save file (wrong magic number)")
     plain.load()  # protocol version
     plain.load()  # system info
     reads = {}
-    unpickler = _Unpickler(f, lambda key: lambda: reads[key])
+    unpickler = _Unpickler(f, mapped, lambda key, dtype, count: lambda: reads[key])
     result = unpickler.load()
-    keys = _Unpickler(f, None).load()
+    keys = _Unpickler(f, mapped, None).load()
+    if not isinstance(keys, list):
+        raise ValueError("no list of storage keys after the pickle")
+    view = memoryview(mapped)
     for key in keys:
         storage = unpickler.storages.get(str(key))
-        (count,) = struct.unpack("<q", f.read(8))
+        head = f.read(8)
+        if len(head) != 8:
+            raise EOFError("the file ends before its storages")
+        (count,) = struct.unpack("<q", head)
         size = count * (storage.dtype.itemsize if storage else 1)
-        data = f.read(size)
-        if len(data) != size:
-            raise EOFError("a storage runs past the end of the file")
-        reads[str(key)] = data
+        start = f.tell()
+        if not 0 <= size <= len(view) - start:
+            raise ValueError(f"a storage of {count} elements runs past the end of the file")
+        reads[str(key)] = view[start : start + size]
+        f.seek(start + size)
     return result
 
 
 def read_state_dict(path):
     """`{name: array}` of the state_dict in the `.pth` file at `path`.
 
-    Only load files you trust: this reader runs no code from the file, but the same file
-    given to `torch.load` without `weights_only=True` could.
+    This reader runs no code from the file, but the same file given to `torch.load`
+    without `weights_only=True` could.
     """
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
-                state = _read_zip(archive)
+                state = _read_zip(archive, os.path.getsize(path))
                 arrays = _materialise(state)
         else:
             with open(path, "rb") as f:
-                arrays = _materialise(_read_legacy(f))
-    except _Refused as err:
+                if os.fstat(f.fileno()).st_size == 0:
+                    raise EOFError("the file is empty")
+                # Not closed here: the arrays are copies, but views of the map may live on
+                # in a traceback; the map closes when the last one goes.
+                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                arrays = _materialise(_read_legacy(f, mapped))
+    except safe_pickle.Refused as err:
         raise UserError(
             f"{path} was refused: it names {err}, which is not part of a state_dict of tensors"
         ) from None
     except OSError as err:
         raise UserError(f"{path} cannot be read: {err}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        zipfile.BadZipFile,
+        zlib.error,
+        NotImplementedError,  # a zip entry packed by a method zipfile does not know
+        RuntimeError,  # an encrypted zip entry
+    ) as err:
         text = " ".join(str(err).split())[:160] or type(err).__name__
         raise UserError(f"{path} is not a complete PyTorch state_dict file: {text}") from None
     return arrays
