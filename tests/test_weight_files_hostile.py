@@ -26,7 +26,7 @@ import zlib
 import caffe_wire
 import numpy as np
 import pytest
-import torch
+from optional import TORCH_MISSING
 
 from alexnet_tf.errors import UserError
 from alexnet_tf.pretrained import convert
@@ -39,6 +39,12 @@ CASES = 300  # mutated files per format
 MEMORY_LIMIT = 16 << 20  # bytes traced at the peak of reading one file of a few KB
 TIME_LIMIT = 2.0  # seconds to read one file
 HUGE = (1 << 31, 1 << 32, 1 << 40, (1 << 63) - 1)
+
+
+def torch_module():
+    """PyTorch, which writes the `.pth` files here as torch.save does: the `.pth` cases
+    skip without it, the `.caffemodel` and `.npy` ones run."""
+    return pytest.importorskip("torch", reason=TORCH_MISSING)
 
 
 def tiny_layers():
@@ -61,6 +67,7 @@ def npy_bytes():
 
 
 def pth_bytes(zip_format=True):
+    torch = torch_module()
     keys = {"conv1": "features.0", "fc6": "classifier.1"}  # torchvision's names
     state = {
         f"{keys[name]}.{part}": torch.from_numpy(array)
@@ -328,13 +335,14 @@ class TensorRecord:
         self.args = storage, offset, tuple(size), tuple(stride)
 
     def __reduce__(self):
+        torch = torch_module()
         return torch._utils._rebuild_tensor_v2, (*self.args, False, collections.OrderedDict())
 
 
 class LegacyPickler(pickle.Pickler):
     def persistent_id(self, obj):
         if isinstance(obj, StorageRef):  # (tag, type, key, location, size, view metadata)
-            return ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel, None)
+            return ("storage", torch_module().FloatStorage, obj.key, "cpu", obj.numel, None)
         return None
 
 
@@ -373,7 +381,7 @@ def tiny_state():
 def test_the_legacy_writer_writes_what_torch_loads_and_the_reader_reads_it(tmp_path):
     path = tmp_path / "legacy.pth"
     path.write_bytes(legacy_pth(tiny_state()))
-    loaded = torch.load(path, weights_only=True)
+    loaded = torch_module().load(path, weights_only=True)
     ours = read_state_dict(str(path))
     for name, array in tiny_state().items():
         np.testing.assert_array_equal(loaded[name].numpy(), array)
