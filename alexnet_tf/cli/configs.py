@@ -189,7 +189,7 @@ def eval_config(fv=FLAGS):
     Data and model settings not given as flags come from the run's run.json (next to
     --model, or in --model_dir), so the model sees the preprocessing it was trained with.
     """
-    from alexnet_tf.evaluation.model_files import model_folder, read_run
+    from alexnet_tf.evaluation.model_files import eval_preprocessing, model_folder, read_run
 
     if not fv.model_dir and not fv.model:
         raise UserError("evaluate.py needs --model_dir (a training run) or --model (a .keras file)")
@@ -201,8 +201,10 @@ def eval_config(fv=FLAGS):
         raise UserError(f"--model_dir {fv.model_dir} does not exist")
     if fv.checkpoint and not fv.model_dir:
         raise UserError(f"--checkpoint {fv.checkpoint} needs --model_dir (a training run)")
-    run = read_run(model_folder(fv.model_dir, fv.model)).config
+    found = read_run(model_folder(fv.model_dir, fv.model))
+    run = found.config
     data = _eval_data_config(fv, run.data if run else None)
+    data = dataclasses.replace(data, eval_preprocessing=eval_preprocessing(found, fv.preprocessing))
     evaluation = EvalConfig(
         model_dir=fv.model_dir,
         model_path=fv.model,
