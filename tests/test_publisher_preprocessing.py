@@ -328,3 +328,36 @@ def test_evaluate_scores_both_protocols_with_the_publishers_pixels(photos, caffe
         assert "preprocessing Caffe's: warped to 256x256" in stream.getvalue()
         with open(tmp_path / f"eval{crops}.json") as f:
             assert json.load(f)["preprocessing"] == "caffe"
+
+
+def test_fine_tuning_logs_the_sizes_it_trains_at(caffe_run, tmp_path):
+    """train.py --init_from a 99-px import: it logged "--resize 256 (follows --image_size
+    227 ...)", the flags' default, and trained at the model's 99."""
+    import subprocess
+    import sys
+
+    from imagefiles import image_folder
+    from test_train_cli import ROOT, TRAIN, env
+
+    _, out = caffe_run
+    data_dir = image_folder(tmp_path / "data", ("ant", "bee"), size=(110, 120))
+    run_dir = tmp_path / "tuned"
+    argv = ["--data_dir", data_dir, "--model_dir", str(run_dir), "--init_from", out]
+    argv += ["--epochs", "1", "--steps_per_epoch", "1", "--batch_size", "4"]
+    argv += ["--train_layers", "fc8", "--strategy", "one_device", "--val_steps", "1"]
+    done = subprocess.run(
+        [sys.executable, TRAIN, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env(),
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = done.stdout + done.stderr
+    assert "--image_size 99 (the initial model's)" in log
+    assert "--resize 256 (the initial model's)" in log
+    assert "follows --image_size" not in log
+    with open(run_dir / "run.json") as f:
+        data = json.load(f)["data"]
+    assert (data["image_size"], data["resize"]) == (99, 256)

@@ -118,7 +118,8 @@ def positive(name, value):
 def train_config(fv=FLAGS):
     """The `Config` of a training run, from train.py's flags (validated)."""
     demo = _is_demo(fv)
-    data = data_config(fv, demo_defaults=demo, init=fv.init)
+    # With --init_from the sizes not given are the initial model's: init_from logs them.
+    data = data_config(fv, demo_defaults=demo, init=fv.init, log_resize=not fv.init_from)
     profile = None
     if fv.profile_steps:
         try:
