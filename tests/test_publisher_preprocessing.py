@@ -219,8 +219,7 @@ def caffe_run(tmp_path_factory):
     layers["fc8"] = [layers["fc8"][0] / 200, layers["fc8"][1]]  # a softmax not all in one class
     (root / "net.caffemodel").write_bytes(net(layers))
     out = str(root / "run")
-    argv = [str(root / "net.caffemodel"), "--output", out, "--nosaved_model"]
-    assert import_weights.main(argv) == 0
+    assert import_weights.main([str(root / "net.caffemodel"), "--output", out]) == 0
     return layers, out
 
 
@@ -281,6 +280,17 @@ def test_a_model_not_imported_takes_ours_and_refuses_publisher(photos, caffe_run
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --preprocessing publisher:") and "\n" not in err, err
     assert "holds no imported model" in err
+
+
+def test_the_imported_saved_model_serves_with_the_publishers_pixels(photos, caffe_run):
+    layers, out = caffe_run
+    serve = tf.saved_model.load(os.path.join(out, "saved_model")).signatures["serving_default"]
+    for path in photos[:3]:
+        answer = serve(images=tf.constant([read(path).numpy()]))
+        reference = caffe_probabilities(layers, path, 1)
+        want = np.sort(reference)[::-1][:5]
+        assert np.abs(answer["probabilities"].numpy()[0] - want).max() < 1e-3, path
+        np.testing.assert_array_equal(answer["classes"].numpy()[0], np.argsort(-reference)[:5])
 
 
 def test_features_of_an_imported_caffe_model_are_from_the_warp(photos, caffe_run, tmp_path):
