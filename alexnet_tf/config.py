@@ -36,6 +36,10 @@ class DataConfig:
     # The channel order the model takes: "rgb", or "bgr" for models imported from Caffe
     # (the mean and scale above stay in RGB order; the channels are reversed last).
     channel_order: str = "rgb"
+    # Evaluation and prediction only: "ours" (the steps above), or the preprocessing a
+    # published model was scored with, "caffe" or "torchvision" (data/publisher_ops.py).
+    # Evaluating an imported model picks its family's unless told --preprocessing ours.
+    eval_preprocessing: str = "ours"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,8 @@ writes a folder that every command takes as a trained run:
     DIR/input_stats.npz    the convention's mean and std, as a run's statistics
     DIR/classes.json       the class names, with --class_names FILE (one per line;
                            a synset file's first word, e.g. n01440764, is taken)
-    DIR/saved_model/       the serving export (unless --nosaved_model)
+    DIR/saved_model/       the serving export (unless --nosaved_model), which
+                           preprocesses as the weights' publisher did
 
 A Caffe model takes BGR pixels 0-255 minus (104, 117, 123); torchvision's takes RGB on
 [0, 1] minus ImageNet's mean over its std: the folder records which, so no command feeds
@@ -71,6 +72,7 @@ def run_config(imported):
         mean="channel",
         normalize="paper" if conv.std is None else "standardize",
         channel_order=conv.channel_order,
+        eval_preprocessing=imported.family,  # the serving export's, as published
     )
     model = config_lib.ModelConfig(**imported.model_settings)
     return config_lib.Config(data=data, model=model)

@@ -35,6 +35,7 @@ def define_flags(fv):
     options.define_model_file_flags(fv, "A training run's folder: its final model.keras.")
     flags.DEFINE_integer("top", 5, "Classes shown per image.", flag_values=fv)
     options.define_crops_flag(fv)
+    options.define_preprocessing_flag(fv)
     flags.DEFINE_string(
         "features", None, "Write this layer's values (e.g. fc7) instead.", flag_values=fv
     )
@@ -54,7 +55,9 @@ def run(fv, images):
     configs.positive("top", fv.top)
     if bool(fv.features) != bool(fv.output):
         raise UserError("--features LAYER and --output FILE.npy go together")
-    predictor = Predictor.from_files(fv.model_dir, fv.model, fv.synset_words, images=images)
+    predictor = Predictor.from_files(
+        fv.model_dir, fv.model, fv.synset_words, images=images, preprocessing=fv.preprocessing
+    )
     if fv.features:
         features = predictor.features(images, fv.features, int(fv.crops))
         names = os.path.splitext(fv.output)[0] + ".txt"

@@ -118,7 +118,8 @@ def positive(name, value):
 def train_config(fv=FLAGS):
     """The `Config` of a training run, from train.py's flags (validated)."""
     demo = _is_demo(fv)
-    data = data_config(fv, demo_defaults=demo, init=fv.init)
+    # With --init_from the sizes not given are the initial model's: init_from logs them.
+    data = data_config(fv, demo_defaults=demo, init=fv.init, log_resize=not fv.init_from)
     profile = None
     if fv.profile_steps:
         try:
@@ -189,7 +190,7 @@ def eval_config(fv=FLAGS):
     Data and model settings not given as flags come from the run's run.json (next to
     --model, or in --model_dir), so the model sees the preprocessing it was trained with.
     """
-    from alexnet_tf.evaluation.model_files import model_folder, read_run
+    from alexnet_tf.evaluation.model_files import eval_preprocessing, model_folder, read_run
 
     if not fv.model_dir and not fv.model:
         raise UserError("evaluate.py needs --model_dir (a training run) or --model (a .keras file)")
@@ -201,8 +202,10 @@ def eval_config(fv=FLAGS):
         raise UserError(f"--model_dir {fv.model_dir} does not exist")
     if fv.checkpoint and not fv.model_dir:
         raise UserError(f"--checkpoint {fv.checkpoint} needs --model_dir (a training run)")
-    run = read_run(model_folder(fv.model_dir, fv.model)).config
+    found = read_run(model_folder(fv.model_dir, fv.model))
+    run = found.config
     data = _eval_data_config(fv, run.data if run else None)
+    data = dataclasses.replace(data, eval_preprocessing=eval_preprocessing(found, fv.preprocessing))
     evaluation = EvalConfig(
         model_dir=fv.model_dir,
         model_path=fv.model,

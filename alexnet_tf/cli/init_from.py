@@ -48,7 +48,13 @@ def apply_init_from(cfg, fv):
         cfg.train, init_from=fv.init_from, train_layers=train_layers or None
     )
     if source is None:
-        log.warning("--init_from %s has no run.json: the input convention is the flags'", folder)
+        log.warning(
+            "--init_from %s has no run.json: the input convention is the flags' "
+            "(--image_size %d, --resize %d)",
+            folder,
+            cfg.data.image_size,
+            cfg.data.resize,
+        )
         return dataclasses.replace(cfg, train=train)
     data_kept = {}
     for name in CONVENTION_FLAGS:
@@ -59,6 +65,8 @@ def apply_init_from(cfg, fv):
             )
         else:
             data_kept[name] = theirs
+            if name in ("image_size", "resize"):
+                log.info("--%s %s (the initial model's)", name, theirs)
     data = dataclasses.replace(cfg.data, channel_order=source.data.channel_order, **data_kept)
     for name in ARCHITECTURE:
         if (

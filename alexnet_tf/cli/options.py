@@ -192,6 +192,18 @@ def define_crops_flag(flag_values):
     )
 
 
+def define_preprocessing_flag(flag_values):
+    flags.DEFINE_enum(
+        "preprocessing",
+        None,
+        ["publisher", "ours"],
+        "An imported model's images: 'publisher' (the default for one: Caffe's 256x256 warp, "
+        "or torchvision's PIL resize of the shorter side, as their figures were measured) or "
+        "'ours' (the paper's shorter side and centre square). Trained models take ours.",
+        flag_values=flag_values,
+    )
+
+
 def define_mixed_precision_flag(flag_values):
     flags.DEFINE_enum(
         "mixed_precision",
@@ -344,6 +356,7 @@ def define_eval_flags(flag_values=FLAGS):
         "checkpoint", None, ["latest"], "Score the run's latest checkpoint instead.", flag_values=fv
     )
     define_crops_flag(fv)
+    define_preprocessing_flag(fv)
     flags.DEFINE_integer(
         "batch_size", e.batch_size, "Images per batch (x crops forward passes).", flag_values=fv
     )

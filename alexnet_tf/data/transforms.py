@@ -9,7 +9,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.data import image_ops
+from alexnet_tf.data import image_ops, publisher_ops
 from alexnet_tf.errors import UserError
 
 
@@ -80,8 +80,11 @@ def eval_transform(cfg, stats, crops=1):
     """`fn(contents, index)` -> the centre crop (S, S, 3) or the 10 crops (10, S, S, 3).
 
     Deterministic (`index` is ignored); also what an exported serving graph maps over
-    encoded images, so serving preprocesses exactly as evaluation does.
+    encoded images, so serving preprocesses exactly as evaluation does. With
+    `cfg.eval_preprocessing` "caffe" or "torchvision": `publisher_eval_transform`.
     """
+    if cfg.eval_preprocessing != "ours":
+        return publisher_eval_transform(cfg, stats, crops)
     size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
     scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
     if crops == 1:
@@ -113,3 +116,44 @@ def eval_transform(cfg, stats, crops=1):
         return tf.ensure_shape(image, [10, size, size, 3])
 
     return ten
+
+
+def publisher_eval_transform(cfg, stats, crops=1):
+    """`eval_transform` as the weights' publisher scored them (`publisher_ops`): the
+    centre crop (S, S, 3) or the 10 crops (10, S, S, 3) of Caffe's `cfg.resize` square
+    warp or of torchvision's shorter side scaled to `cfg.resize`, then the run's
+    per-channel mean and scale (its convention) and channel order.
+    """
+    family = cfg.eval_preprocessing
+    if family not in publisher_ops.FAMILIES:
+        raise UserError(f"preprocessing {family!r} is not one of ours, caffe, torchvision")
+    if cfg.mean != "channel":
+        raise UserError(
+            f"{family}'s preprocessing subtracts a mean per channel; the run's mean is {cfg.mean}"
+        )
+    size, resize = cfg.image_size, cfg.resize
+    mean = tf.constant(stats.mean("channel"), tf.float32)
+    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
+    shape = [size, size, 3] if crops == 1 else [10, size, size, 3]
+
+    def fn(contents, index):
+        del index
+        image = publisher_ops.decode_accurate(contents)
+        if family == "caffe":
+            image = publisher_ops.warp(image, resize)
+            image = (
+                image_ops.center_crop(image, size)
+                if crops == 1
+                else image_ops.ten_crops(image, size)
+            )
+        else:
+            image = publisher_ops.resize_shorter_pil(image, resize)
+            image = (
+                publisher_ops.torchvision_center_crop(image, size)
+                if crops == 1
+                else publisher_ops.torchvision_ten_crops(image, size)
+            )
+        image = _model_order(image_ops.normalize(image, mean, scale), cfg)
+        return tf.ensure_shape(image, shape)
+
+    return fn

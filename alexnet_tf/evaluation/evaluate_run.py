@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from alexnet_tf.data.file_check import drop_bad_files, report_file
 from alexnet_tf.data.layouts import load_source
+from alexnet_tf.data.publisher_ops import describe
 from alexnet_tf.data.statistics import STATS_FILE, load_stats
 from alexnet_tf.distribute.strategies import check_batch_size, configure_cpu_devices, make_placement
 from alexnet_tf.errors import UserError
@@ -77,7 +78,8 @@ def evaluate(cfg, stream=None):
         f"scoring {path}\n  on {source.num_examples} images of {source.root}: "
         f"{report.protocol(e.crops)} ({e.crops} forward pass{'es' if e.crops > 1 else ''} "
         f"per image), batch {e.batch_size}, {placement.kind} ({placement.replicas} "
-        f"replica{'s' if placement.replicas > 1 else ''})",
+        f"replica{'s' if placement.replicas > 1 else ''})\n  preprocessing "
+        f"{describe(cfg.data.eval_preprocessing, cfg.data.resize, cfg.data.image_size)}",
         file=stream,
         flush=True,
     )
@@ -117,6 +119,7 @@ def evaluate(cfg, stream=None):
         seconds=round(seconds, 3),
         images_per_sec=round(result["count"] / seconds, 2) if seconds > 0 else None,
         imported_family=run.imported_family,
+        preprocessing=cfg.data.eval_preprocessing,
     )
     every = f"all {listed.num_examples} listed"
     if skipped:

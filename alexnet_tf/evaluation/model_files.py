@@ -70,6 +70,24 @@ def read_run(folder):
     return Run(folder, cfg, layout, tuple(names) if names is not None else None, family)
 
 
+def eval_preprocessing(run, choice):
+    """What `DataConfig.eval_preprocessing` evaluating `run` (a `Run`) takes: with `choice`
+    None or "publisher" an imported model's family ("caffe", "torchvision": its weights
+    scored as published), else "ours". "publisher" for a model not imported is refused."""
+    if choice not in (None, "publisher", "ours"):
+        raise UserError(f"--preprocessing {choice} is not one of publisher, ours")
+    if choice == "ours":
+        return "ours"
+    if run.imported_family is None:
+        if choice == "publisher":
+            raise UserError(
+                f"--preprocessing publisher: {run.folder} holds no imported model (run.json has "
+                "no imported family); a model trained here takes ours"
+            )
+        return "ours"
+    return run.imported_family
+
+
 def load_keras(path):
     """The model in the `.keras` file `path`, loaded in safe mode; UserError if it cannot be."""
     if not os.path.isfile(path):

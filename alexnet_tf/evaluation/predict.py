@@ -22,8 +22,13 @@ class Predictor:
     readable: tuple[str, ...] | None = None  # readable names, same order
 
     @classmethod
-    def from_files(cls, model_dir=None, model_path=None, synset_file=None, images=()):
+    def from_files(
+        cls, model_dir=None, model_path=None, synset_file=None, images=(), preprocessing=None
+    ):
         """The predictor for `--model_dir` (its final model) or `--model` (a .keras file).
+
+        `preprocessing` (--preprocessing): None or "publisher" feeds an imported model as
+        its publisher scored it, "ours" as the project's runs (`model_files.eval_preprocessing`).
 
         The files named by `images` are checked (cheaply) once the model's files are found
         and before the model loads, so every mistake shows before the heavy work.
@@ -38,6 +43,7 @@ class Predictor:
             raise UserError(f"--synset_words {synset_file} does not exist")
         folder = model_files.model_folder(model_dir, model_path)
         run = model_files.read_run(folder)
+        chosen = model_files.eval_preprocessing(run, preprocessing)
         kind, path = model_files.find_model(
             EvalConfig(model_dir=model_dir, model_path=model_path), run
         )
@@ -55,6 +61,7 @@ class Predictor:
                 data_cfg.mean,
                 data_cfg.normalize,
             )
+        data_cfg = dataclasses.replace(data_cfg, eval_preprocessing=chosen)
         names = run.class_names
         if names is None and classes == 1000:
             names = class_names.tfds_wnids()  # ILSVRC-2012's order, as TFDS labels it
