@@ -14,11 +14,10 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-import torch
-from caffe_wire import net
+from caffe_wire import CAFFE_SHAPES, net, random_layers
 from matplotlib import cbook
+from optional import TORCH_MISSING
 from PIL import Image, ImageOps
-from test_pretrained import CAFFE_SHAPES, caffe_forward, random_layers, random_torchvision_net
 
 from alexnet_tf import import_weights, predict
 from alexnet_tf.config import DataConfig
@@ -27,6 +26,10 @@ from alexnet_tf.data.statistics import load_stats
 from alexnet_tf.data.transforms import eval_transform
 from alexnet_tf.evaluation.evaluate_run import evaluate
 from alexnet_tf.evaluation.predict import Predictor
+
+torch = pytest.importorskip("torch", reason=TORCH_MISSING)
+
+from test_pretrained import caffe_forward, random_torchvision_net  # noqa: E402 (needs torch)
 
 CAFFE_MEAN_BGR = np.float32([104, 117, 123])  # bvlc_alexnet's mean per channel, BGR
 TORCH_MEAN = np.float32([0.485, 0.456, 0.406])  # torchvision's Normalize, RGB on [0, 1]
