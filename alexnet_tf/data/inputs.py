@@ -3,7 +3,7 @@ and the input statistics (`prepare_inputs`)."""
 
 import dataclasses
 
-from alexnet_tf.data import file_check
+from alexnet_tf.data import file_check, identity
 from alexnet_tf.data.layouts import load_source
 from alexnet_tf.data.statistics import load_or_compute_stats, load_stats
 from alexnet_tf.errors import UserError
@@ -16,14 +16,19 @@ class Inputs:
     train: object  # source.Source or None (evaluation)
     val: object  # source.Source
     stats: object  # statistics.InputStats
+    # {split: identity.describe(source)} of the files as listed (training only): run.json's
+    files: dict | None = None
 
     @property
     def num_classes(self):
         return self.val.num_classes
 
 
-def prepare_inputs(cfg, model_dir, *, training=True, poll=None):
+def prepare_inputs(cfg, model_dir, *, training=True, poll=None, recorded=None):
     """Check the data once before any training: structure, bad files, input statistics.
+
+    Training: `recorded` is the run's {split: identity} (run.json) when it resumes; other
+    files than those raise `UserError` before anything is written to `model_dir`.
 
     Raises `UserError` (one line, naming the path) on a structural mistake or too many bad
     files. Bad files go to `model_dir/bad_files_<split>.json`; the statistics are computed
@@ -35,10 +40,13 @@ def prepare_inputs(cfg, model_dir, *, training=True, poll=None):
     train = load_source(cfg, "train") if training else None
     if train is not None and train.class_names != val.class_names:
         raise UserError(f"{train.root} and {val.root} have different classes")
+    files = None
     if train is not None:
+        files = {"train": identity.describe(train), "val": identity.describe(val)}
+        identity.check_same(recorded or {}, files, model_dir)
         train = file_check.drop_bad_files(train, model_dir, **checks)
     val = file_check.drop_bad_files(val, model_dir, **checks)
     if not training:
         return Inputs(train=None, val=val, stats=load_stats(model_dir))
     stats = load_or_compute_stats(cfg, train, model_dir, poll=poll)
-    return Inputs(train=train, val=val, stats=stats)
+    return Inputs(train=train, val=val, stats=stats, files=files)

@@ -37,6 +37,7 @@ from alexnet_tf.training.run_folder import (
     check_run_folder,
     finish,
     finished_result,
+    recorded_files,
     run_record,
 )
 from alexnet_tf.training.signals import StopSignals
@@ -90,7 +91,8 @@ def _train(cfg, placement, signals):
         workdir = os.path.join(workdir, f".worker-{placement.worker_index}")
     try:
         init_from.copy_stats(cfg, workdir)
-        inputs = prepare_inputs(cfg.data, workdir, poll=signals.poll)
+        recorded = recorded_files(cfg.train.model_dir)
+        inputs = prepare_inputs(cfg.data, workdir, poll=signals.poll, recorded=recorded)
     except BaseException:
         if created:  # a mistake in the data leaves no run behind (a bad-file report stays)
             with contextlib.suppress(OSError):
@@ -101,7 +103,8 @@ def _train(cfg, placement, signals):
     )
     if placement.is_chief:
         write_json(
-            os.path.join(cfg.train.model_dir, config_lib.RUN_FILE), run_record(cfg, placement)
+            os.path.join(cfg.train.model_dir, config_lib.RUN_FILE),
+            run_record(cfg, placement, inputs.files),
         )
     run = signals.run = Run(cfg, placement, inputs)
     val = None

@@ -2,12 +2,15 @@
 finished run's model, export and result.json."""
 
 import json
+import logging
 import os
 
 from alexnet_tf import config as config_lib
 from alexnet_tf.atomic import write_json
 from alexnet_tf.errors import UserError
 from alexnet_tf.evaluation import export
+
+log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 HISTORY_FILE = "history.json"  # one entry per finished epoch: train and val figures
@@ -20,11 +23,35 @@ RESUME_KEYS = {
 }
 
 
-def run_record(cfg, placement):
-    """What run.json records: the config and the layout of the checkpoints' variables."""
+# run.json's key for the identity of each split's files (`data.identity`).
+DATA_FILES = "data_files"
+
+
+def run_record(cfg, placement, files=None):
+    """What run.json records: the config, the layout of the checkpoints' variables and
+    the identity of the data (`Inputs.files`)."""
     record = config_lib.to_dict(cfg)
     record["layout"] = "towers" if placement.tower_devices else "plain"
+    if files is not None:
+        record[DATA_FILES] = files
     return record
+
+
+def recorded_files(model_dir):
+    """The data identity in `model_dir`'s run.json, for `prepare_inputs` to compare;
+    None for a new run, or for a run.json written before it was recorded (said so)."""
+    path = os.path.join(model_dir, config_lib.RUN_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        files = json.load(f).get(DATA_FILES)
+    if files is None:
+        log.info(
+            "%s does not record which files the run trained on (an older version wrote "
+            "it): resuming without checking that the data is the same; recorded from now on",
+            path,
+        )
+    return files
 
 
 def check_run_folder(cfg, placement):
