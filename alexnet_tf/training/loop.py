@@ -77,6 +77,9 @@ def train_and_evaluate(cfg):
             if signals.received is None:
                 raise
             raise signals.stopped() from None
+        finally:  # the event files whole before the process ends (app may `os._exit`)
+            if signals.run is not None:
+                signals.run.summaries.close()
 
 
 def _train(cfg, placement, signals):
