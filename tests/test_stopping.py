@@ -125,6 +125,29 @@ def test_a_signal_during_the_start_up_checks_stops_within_seconds(
     assert "Traceback" not in run.output
 
 
+def test_a_signal_during_the_final_export_lets_it_finish_then_exits_with_its_status(
+    data_dir, tmp_path
+):
+    model_dir = tmp_path / "run"
+    args = flags(data_dir, model_dir)
+    run = Train(*args, slow="export", pause=3)
+    run.wait_for("test hook: export")
+    sent = run.signal(signal.SIGTERM)
+    status, _ = run.exit_after(sent)
+    assert status == 143, run.output
+    assert "stopped: SIGTERM during the final export: the export was completed first" in (
+        run.output
+    )
+    assert "Traceback" not in run.output
+    # The export is whole, and the run finished: the same command says so and exits 0.
+    assert (model_dir / "model.keras").is_file()
+    assert (model_dir / "saved_model" / "saved_model.pb").is_file()
+    assert json.loads((model_dir / "result.json").read_text())["steps"] == 2
+    again = run_train(*args)
+    assert again.returncode == 0, again.stderr
+    assert "has already finished its 1 epochs" in again.stdout
+
+
 def test_a_signal_mid_epoch_saves_and_the_process_ends_within_seconds(data_dir, tmp_path):
     sig, model_dir = signal.SIGTERM, tmp_path / "run"
     run = Train(*flags(data_dir, model_dir, steps=15))

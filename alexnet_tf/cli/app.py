@@ -25,7 +25,8 @@ EXIT_CODES = {
     3: "training stopped: the loss or gradients became NaN or infinite (nothing saved after)",
     4: "training stopped: the data ran out before the planned steps",
     5: "training stopped: another worker of a multi_worker run stopped responding",
-    130: "interrupted by SIGINT (Ctrl-C) after saving a checkpoint (a second signal: at once)",
+    130: "interrupted by SIGINT (Ctrl-C) after saving a checkpoint (during the final "
+    "export: after finishing it; a second signal: at once)",
     143: "stopped by SIGTERM, the same way",
 }
 

@@ -116,9 +116,13 @@ def _train(cfg, placement, signals):
                 run.end_epoch(epoch, val)
         if val is None:  # resumed a run that had already finished
             val = run.validate(after_batch=signals.poll)
-        signals.poll()  # a signal during the export lets it finish: the run is done then
+        signals.poll()
+        # A signal during the export lets it finish (it is atomic), then stops the
+        # process with the signal's status: the caller asked for a stop and gets one.
         finish(cfg, placement, run.model, run.inputs, val, run.global_step)
         finish_together(placement)
+        signals.finished = True
+        signals.poll()
     except UserError:  # e.g. too few images scored: keep the steps trained so far
         with signals.deferred():
             run.save_if_unsaved()

@@ -40,6 +40,7 @@ class StopSignals:
         self.received = None
         self.run = None  # the Run, once built: its steps may be unsaved
         self.at_safe_point = False  # the stop was raised by `poll`: state is whole
+        self.finished = False  # the final export is written: the stop comes after it
         self._deferred = 0
 
     @contextlib.contextmanager
@@ -97,6 +98,12 @@ class StopSignals:
         name = signal.Signals(self.received).name
         code = 128 + self.received
         run = self.run
+        if self.finished:
+            return TrainingStopped(
+                f"{name} during the final export: the export was completed first, the run "
+                "is finished and whole (model.keras, saved_model/, result.json)",
+                code,
+            )
         if run is not None and self.at_safe_point:
             self.at_safe_point = False  # saved once
             run.save_if_unsaved()
