@@ -188,3 +188,19 @@ def test_a_second_signal_ends_the_process_at_once(data_dir, tmp_path):
     assert status == 130, run.output
     assert "SIGINT again: stopping at once" in run.output
     assert took < 2, f"exited {took:.1f} s after the second SIGINT:\n{run.output}"
+
+
+def test_a_rerun_after_a_kill_before_the_first_checkpoint_says_it_starts_over(data_dir, tmp_path):
+    model_dir = tmp_path / "run"
+    args = flags(data_dir, model_dir, steps=6)
+    run = Train(*args)
+    run.wait_for("epoch 1/1  step 1/6")
+    run.exit_after(run.signal(signal.SIGKILL))
+    assert "no checkpoint yet" not in run.output  # a new run does not say it
+    assert (model_dir / "run.json").is_file() and not (model_dir / "checkpoints").exists()
+    again = run_train(*args)
+    assert again.returncode == 0, again.stderr
+    assert (
+        f"{model_dir} holds no checkpoint yet (the last run stopped before its first save): "
+        "starting from step 0"
+    ) in again.stderr

@@ -102,11 +102,17 @@ def _train(cfg, placement, signals):
     cfg = dataclasses.replace(
         cfg, model=dataclasses.replace(cfg.model, num_classes=inputs.num_classes)
     )
+    run_file = os.path.join(cfg.train.model_dir, config_lib.RUN_FILE)
+    started_before = os.path.isfile(run_file)
     if placement.is_chief:
-        write_json(
-            os.path.join(cfg.train.model_dir, config_lib.RUN_FILE), run_record(cfg, placement)
-        )
+        write_json(run_file, run_record(cfg, placement))
     run = signals.run = Run(cfg, placement, inputs)
+    if placement.is_chief and started_before and run.saved_step is None:
+        log.warning(
+            "%s holds no checkpoint yet (the last run stopped before its first save): "
+            "starting from step 0",
+            cfg.train.model_dir,
+        )
     val = None
     try:
         for epoch in range(int(run.state.epoch), cfg.train.epochs):
