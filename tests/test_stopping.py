@@ -204,3 +204,26 @@ def test_a_rerun_after_a_kill_before_the_first_checkpoint_says_it_starts_over(da
         f"{model_dir} holds no checkpoint yet (the last run stopped before its first save): "
         "starting from step 0"
     ) in again.stderr
+
+
+def test_a_nan_loss_ends_the_process_with_status_3(data_dir, tmp_path):
+    done = run_train(*flags(data_dir, tmp_path / "run", "--learning_rate", "1e12", steps=6))
+    assert done.returncode == 3, done.stderr
+    assert "stopped: the loss became NaN or infinite" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_data_that_runs_out_ends_the_process_with_status_4(tmp_path):
+    # 4 of 24 files are not images and, unchecked, fail to decode in training: 20
+    # images make 5 batches of 4, one short of the 6 steps planned.
+    data = image_folder(
+        tmp_path / "data", ("ant", "bee", "cat"), size=(40, 52), splits={"train": 8, "val": 3}
+    )
+    for name in ("ant_0", "ant_1", "bee_0", "cat_0"):
+        with open(os.path.join(data, "train", name.split("_")[0], f"{name}.jpg"), "wb") as f:
+            f.write(b"not an image")
+    extra = ("--check_files", "off", "--max_bad_fraction", "0.5")
+    done = run_train(*flags(data, tmp_path / "run", *extra, steps=6))
+    assert done.returncode == 4, done.stderr
+    assert "stopped: the train split ran out after 5 of 6 steps in epoch 1" in done.stderr
+    assert "Traceback" not in done.stderr
