@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "e2e": ("alexnet_tf.bench.e2e", "training step fed by the input pipeline, vs in-memory"),
     "eval": ("alexnet_tf.bench.eval", "10-crop evaluation step vs the plain forward pass"),
     "fit": ("alexnet_tf.bench.fit", "a user's own model.fit on build_alexnet()"),
+    "stop": ("alexnet_tf.bench.stop", "train.py's exit after SIGINT / SIGTERM, timed"),
 }
 
 

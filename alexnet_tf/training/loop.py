@@ -78,6 +78,9 @@ def train_and_evaluate(cfg):
             if signals.received is None:
                 raise
             raise signals.stopped() from None
+        finally:  # the event files whole before the process ends (app may `os._exit`)
+            if signals.run is not None:
+                signals.run.summaries.close()
 
 
 def _train(cfg, placement, signals):
@@ -101,12 +104,17 @@ def _train(cfg, placement, signals):
     cfg = dataclasses.replace(
         cfg, model=dataclasses.replace(cfg.model, num_classes=inputs.num_classes)
     )
+    run_file = os.path.join(cfg.train.model_dir, config_lib.RUN_FILE)
+    started_before = os.path.isfile(run_file)
     if placement.is_chief:
-        write_json(
-            os.path.join(cfg.train.model_dir, config_lib.RUN_FILE),
-            run_record(cfg, placement, inputs.files),
-        )
+        write_json(run_file, run_record(cfg, placement, inputs.files))
     run = signals.run = Run(cfg, placement, inputs)
+    if placement.is_chief and started_before and run.saved_step is None:
+        log.warning(
+            "%s holds no checkpoint yet (the last run stopped before its first save): "
+            "starting from step 0",
+            cfg.train.model_dir,
+        )
     val = None
     try:
         for epoch in range(int(run.state.epoch), cfg.train.epochs):
@@ -116,9 +124,13 @@ def _train(cfg, placement, signals):
                 run.end_epoch(epoch, val)
         if val is None:  # resumed a run that had already finished
             val = run.validate(after_batch=signals.poll)
-        signals.poll()  # a signal during the export lets it finish: the run is done then
+        signals.poll()
+        # A signal during the export lets it finish (it is atomic), then stops the
+        # process with the signal's status: the caller asked for a stop and gets one.
         finish(cfg, placement, run.model, run.inputs, val, run.global_step)
         finish_together(placement)
+        signals.finished = True
+        signals.poll()
     except UserError:  # e.g. too few images scored: keep the steps trained so far
         with signals.deferred():
             run.save_if_unsaved()

@@ -117,3 +117,8 @@ class Summaries:
     def flush(self):
         for writer in (self.train, self.val, self.root):
             writer.flush()
+
+    def close(self):
+        """Flushes and closes the event files (the writers do nothing after)."""
+        for writer in (self.train, self.val, self.root):
+            writer.close()
