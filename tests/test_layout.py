@@ -37,6 +37,7 @@ TOP = {
     "import_weights",
     "train",
     "evaluate",
+    "export",
 }
 MAX_LINES = 400
 

@@ -62,9 +62,15 @@ def command(installed, name, *args):
 def test_the_wheel_holds_the_package_and_its_commands_print_its_version(installed):
     bin_dir, _, root, version = installed
     names = sorted(os.listdir(bin_dir))
-    for name in ("alexnet-train", "alexnet-evaluate", "alexnet-predict", "alexnet-import-weights"):
+    for name in (
+        "alexnet-train",
+        "alexnet-evaluate",
+        "alexnet-predict",
+        "alexnet-import-weights",
+        "alexnet-export",
+    ):
         assert name in names
-    for name in ("alexnet-train", "alexnet-evaluate", "alexnet-predict"):
+    for name in ("alexnet-train", "alexnet-evaluate", "alexnet-predict", "alexnet-export"):
         done = command(installed, name, "--version")
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == f"alexnet_tf {version}"
