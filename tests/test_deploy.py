@@ -180,6 +180,13 @@ def test_the_json_beside_each_file_says_what_it_takes(run, tmp_path_factory):
         assert spec["inside_the_model"]["mean"] == "pixel"
 
 
+def test_openvino_keeps_the_weights_float32(run, tmp_path_factory):
+    path = exported(run, tmp_path_factory, "openvino")
+    model = model_files.load_keras(os.path.join(run.model_dir, "model.keras"))
+    # save_model's default would halve them to float16 (2 bytes a parameter).
+    assert os.path.getsize(path[: -len(".xml")] + ".bin") >= 4 * model.count_params()
+
+
 def doc_block(name):
     """The fenced python block of docs/DEPLOY.md that follows `<!-- include NAME -->`."""
     with open(os.path.join(DOCS, "DEPLOY.md"), encoding="utf-8") as f:
@@ -297,4 +304,17 @@ def test_the_command_in_a_process_exits_2_on_a_run_folder_without_run_json(tmp_p
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"error: --model_dir {tmp_path} has no run.json: its input is unknown"
+    ]
+
+
+def test_a_missing_converter_is_one_line_naming_the_install_command(run, capsys, monkeypatch):
+    from alexnet_tf.evaluation import deploy
+
+    # As if tf2onnx were not installed: the format's converter module cannot be found.
+    monkeypatch.setitem(deploy.NEEDS, "onnx", ("tf2onnx_not_installed",))
+    argv = ["--model_dir", run.model_dir, "--format", "onnx", "--output", "x.onnx"]
+    assert export.main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --format onnx needs tf2onnx_not_installed: "
+        "pip install -r requirements-export.txt -c constraints.txt"
     ]
