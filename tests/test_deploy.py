@@ -176,7 +176,7 @@ def test_the_json_beside_each_file_says_what_it_takes(run, tmp_path_factory):
         expected = {"size": 67, "resize": 76, "channel_order": "rgb", "scale": 255.0}
         assert {k: spec["input"][k] for k in expected} == expected
         assert (spec["input"]["mean"], spec["input"]["std"]) == ([0.0] * 3, [1.0] * 3)
-        assert (cfg.image_size, cfg.resize) == (67, 76)
+        assert (cfg.image_size, cfg.resize) == (67, 76)  # the tiny run's, as the JSON says
         assert spec["inside_the_model"]["mean"] == "pixel"
 
 
@@ -307,13 +307,15 @@ def test_the_command_in_a_process_exits_2_on_a_run_folder_without_run_json(tmp_p
     ]
 
 
-def test_a_missing_converter_is_one_line_naming_the_install_command(run, capsys, monkeypatch):
+def test_a_missing_converter_is_one_line_naming_the_install_command(
+    run, capsys, monkeypatch, tmp_path
+):
     from alexnet_tf.evaluation import deploy
 
     # As if tf2onnx were not installed: the format's converter module cannot be found.
     monkeypatch.setitem(deploy.NEEDS, "onnx", ("tf2onnx_not_installed",))
-    argv = ["--model_dir", run.model_dir, "--format", "onnx", "--output", "x.onnx"]
-    assert export.main(argv) == 2
+    out = str(tmp_path / "x.onnx")
+    assert export.main(["--model_dir", run.model_dir, "--format", "onnx", "--output", out]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: --format onnx needs tf2onnx_not_installed: "
         "pip install -r requirements-export.txt -c constraints.txt"
