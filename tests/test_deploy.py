@@ -320,3 +320,18 @@ def test_a_missing_converter_is_one_line_naming_the_install_command(
         "error: --format onnx needs tf2onnx_not_installed: "
         "pip install -r requirements-export.txt -c constraints.txt"
     ]
+
+
+def test_int8_calibrates_on_train_images_spread_over_the_classes(tmp_path):
+    from alexnet_tf.evaluation import deploy
+
+    for split in ("train", "val"):
+        for label in ("a", "b"):
+            for i in range(4):
+                write(str(tmp_path / split / label / f"{i}.jpg"), b"")
+    folder = deploy.calibration_folder(str(tmp_path))
+    assert folder == str(tmp_path / "train")
+    picked = [os.path.relpath(p, folder) for p in deploy.image_files(folder, 4)]
+    # Indices 0, 7/3, 14/3, 7 of the 8 sorted files, rounded down: both ends and between.
+    assert picked == ["a/0.jpg", "a/2.jpg", "b/0.jpg", "b/3.jpg"]
+    assert deploy.calibration_folder(str(tmp_path / "val")) == str(tmp_path / "val")

@@ -210,6 +210,13 @@ def center_crops(paths, data_cfg):
     return np.stack(out).astype(np.float32) if out else np.zeros((0, size, size, 3), np.float32)
 
 
+def calibration_folder(data_dir):
+    """Where int8 calibration images come from: `data_dir/train` if there is one (so that
+    `--report`'s val/ images are not among them), else all of `data_dir`."""
+    train = os.path.join(data_dir, "train")
+    return train if os.path.isdir(train) else data_dir
+
+
 def image_files(folder, limit=None):
     """Image files under `folder` (recursively, sorted); at most `limit`, spread evenly."""
     found = sorted(

@@ -43,7 +43,10 @@ def define_flags(fv):
         "quantize", "none", ["none", "float16", "int8"], "LiteRT only.", flag_values=fv
     )
     flags.DEFINE_string(
-        "data_dir", None, "Images: int8 calibration, and --report's val/.", flag_values=fv
+        "data_dir",
+        None,
+        "Images: int8 calibration (its train/ if any), --report's val/.",
+        flag_values=fv,
     )
     flags.DEFINE_integer(
         "calibration_images",
@@ -85,7 +88,7 @@ def run(fv, args):
     names = _class_names(run_record, model.output_shape[-1])
     crops = None
     if calibration:
-        files = deploy.image_files(fv.data_dir, fv.calibration_images)
+        files = deploy.image_files(deploy.calibration_folder(fv.data_dir), fv.calibration_images)
         if not files:
             raise UserError(f"--data_dir {fv.data_dir} has no .jpg/.jpeg/.png images")
         crops = deploy.center_crops(files, data_cfg)
@@ -117,9 +120,11 @@ def _report_images(fv, data_cfg):
     from alexnet_tf.evaluation import deploy
 
     folder = fv.data_dir or data_cfg.data_dir
-    val = os.path.join(folder, "val") if folder else None
-    if not val or not os.path.isdir(val):
-        raise UserError(f"--report needs a data folder with val/ (--data_dir); {val} is none")
+    if not folder:
+        raise UserError("--report needs --data_dir (the run records no data folder)")
+    val = os.path.join(folder, "val")
+    if not os.path.isdir(val):
+        raise UserError(f"--report needs a data folder with val/: {folder} has none")
     files = deploy.image_files(val, REPORT_IMAGES)
     if not files:
         raise UserError(f"{val} has no .jpg/.jpeg/.png images")
