@@ -20,7 +20,7 @@ import pytest
 from imagefiles import encode, pattern, write
 from optional import EXPORT_MISSING
 from PIL import Image
-from tinyrun import CLASSES, trained_run
+from tinyrun import CLASSES, VAL_PER_CLASS, trained_run
 
 from alexnet_tf import export
 from alexnet_tf.evaluation import model_files
@@ -335,3 +335,17 @@ def test_int8_calibrates_on_train_images_spread_over_the_classes(tmp_path):
     # Indices 0, 7/3, 14/3, 7 of the 8 sorted files, rounded down: both ends and between.
     assert picked == ["a/0.jpg", "a/2.jpg", "b/0.jpg", "b/3.jpg"]
     assert deploy.calibration_folder(str(tmp_path / "val")) == str(tmp_path / "val")
+
+
+def test_report_prints_agreement_size_and_latency_on_the_val_split(run, tmp_path, capsys):
+    out = str(tmp_path / "alexnet_sm")
+    argv = ["--model_dir", run.model_dir, "--format", "saved_model", "--output", out]
+    assert export.main([*argv, "--report"]) == 0
+    printed = capsys.readouterr().out
+    figures = json.loads(printed[printed.index("{") :])
+    assert figures["images"] == len(CLASSES) * VAL_PER_CLASS  # the tiny run's val/ split
+    assert figures["top1_agreement"] == 1.0 and figures["max_probability_difference"] < 1e-5
+    variables = os.path.join(out, "variables")
+    on_disk = sum(os.path.getsize(os.path.join(variables, n)) for n in os.listdir(variables))
+    assert on_disk / 1e6 <= figures["size_mb"] < on_disk / 1e6 + 2
+    assert figures["latency_ms"] > 0 and figures["machine"]["cores_usable"] >= 1
