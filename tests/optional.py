@@ -8,3 +8,8 @@ TORCH_MISSING = (
     "needs PyTorch, the independent reference of the pretrained-weight tests: "
     "pip install -r requirements-test.txt -c constraints.txt"
 )
+
+EXPORT_MISSING = (
+    "needs the export runtimes and converters (onnxruntime, tf2onnx, LiteRT, OpenVINO): "
+    "pip install -r requirements-export.txt -c constraints.txt"
+)

@@ -35,6 +35,7 @@ TOP = {
     "import_weights",
     "train",
     "evaluate",
+    "export",
 }
 MAX_LINES = 400
 

@@ -62,9 +62,15 @@ def command(installed, name, *args):
 def test_the_wheel_holds_the_package_and_its_commands_print_its_version(installed):
     bin_dir, _, root, version = installed
     names = sorted(os.listdir(bin_dir))
-    for name in ("alexnet-train", "alexnet-evaluate", "alexnet-predict", "alexnet-import-weights"):
+    for name in (
+        "alexnet-train",
+        "alexnet-evaluate",
+        "alexnet-predict",
+        "alexnet-import-weights",
+        "alexnet-export",
+    ):
         assert name in names
-    for name in ("alexnet-train", "alexnet-evaluate", "alexnet-predict"):
+    for name in ("alexnet-train", "alexnet-evaluate", "alexnet-predict", "alexnet-export"):
         done = command(installed, name, "--version")
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == f"alexnet_tf {version}"
@@ -76,14 +82,19 @@ def test_the_wheel_holds_the_package_and_its_commands_print_its_version(installe
     site = bin_dir.parent
     tops = {n for n in os.listdir(site) if not n.endswith(".dist-info") and n != "bin"}
     assert tops == {"alexnet_tf"}, tops
-    # Its dependencies are requirements.txt's pins, and the test extra requirements-test.txt's.
+    # Its dependencies are requirements.txt's pins, the test extra requirements-test.txt's
+    # and the export extra requirements-export.txt's.
     (metadata,) = glob.glob(str(site / "alexnet_tf-*.dist-info" / "METADATA"))
     declared = {
         line.split(":", 1)[1].strip().replace(" ", "")
         for line in pathlib.Path(metadata).read_text().splitlines()
         if line.startswith("Requires-Dist:")
     }
-    for name, extra in (("requirements.txt", ""), ("requirements-test.txt", ';extra=="test"')):
+    for name, extra in (
+        ("requirements.txt", ""),
+        ("requirements-test.txt", ';extra=="test"'),
+        ("requirements-export.txt", ';extra=="export"'),
+    ):
         pins = [
             line.strip()
             for line in pathlib.Path(ROOT, name).read_text().splitlines()

@@ -79,8 +79,9 @@ def load_class_names(model_dir):
         return json.load(f)
 
 
-def export_saved_model(model, data_cfg, stats, class_names, model_dir, top_k=5):
-    """Writes `model_dir/saved_model` with a JPEG-bytes-in, top-k-out serving signature."""
+def serving_function(model, data_cfg, stats, class_names, top_k=5):
+    """`fn(images)`: encoded images (N,) strings -> {classes, probabilities, class_names} of
+    the top `top_k`, with the run's centre-crop preprocessing inside; and its signature."""
     preprocess_one = eval_transform(data_cfg, stats, crops=1)
     size = data_cfg.image_size
     k = min(top_k, len(class_names))
@@ -107,11 +108,15 @@ def export_saved_model(model, data_cfg, stats, class_names, model_dir, top_k=5):
             "class_names": tf.gather(names, top.indices),
         }
 
+    return serve, [tf.TensorSpec([None], tf.string, name="images")]
+
+
+def export_saved_model(model, data_cfg, stats, class_names, model_dir, top_k=5):
+    """Writes `model_dir/saved_model` with a JPEG-bytes-in, top-k-out serving signature."""
+    serve, signature = serving_function(model, data_cfg, stats, class_names, top_k)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string, name="images")]
-    )
+    archive.add_endpoint("serving_default", serve, input_signature=signature)
     folder = _new_name(model_dir)
     archive.write_out(folder, verbose=False)
     path = _link_in(folder, model_dir)
