@@ -1,13 +1,15 @@
-"""The README's test command where an optional package is missing: no collection error.
+"""The README's test command where optional packages are missing: no collection error.
 
 The README's quick start installs `requirements-test.txt` (PyTorch, the independent
 reference of the pretrained-weight tests) before `python -m pytest`. A user who runs the
 suite without it must still get a working run: the tests that need PyTorch skip, saying
-why, and every other test module is collected. Checked on a real pytest process in which
-`import torch` fails as it does when the package is not installed.
+why, and every other test module is collected. The same holds for the export runtimes of
+`requirements-export.txt`. Checked on a real pytest process in which importing them fails
+as it does when the packages are not installed.
 """
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -21,7 +23,9 @@ def test_the_suite_collects_without_pytorch_and_names_what_skips(tmp_path):
             """\
             import sys
 
-            sys.modules["torch"] = None  # `import torch` raises ImportError, as when absent
+            # `import torch` raises ImportError, as when absent; the export runtimes too.
+            for name in ("torch", "onnxruntime", "ai_edge_litert", "openvino", "tf2onnx"):
+                sys.modules[name] = None
             """
         )
     )
@@ -39,8 +43,9 @@ def test_the_suite_collects_without_pytorch_and_names_what_skips(tmp_path):
     assert "errors during collection" not in out and "\nERROR " not in out, out[-3000:]
     skipped = [line for line in out.splitlines() if line.startswith("SKIPPED")]
     assert skipped, out[-3000:]
-    for line in skipped:
-        assert "requirements-test.txt" in line, line
+    for line in skipped:  # each names the line that installs what it needs
+        assert re.search(r"pip install -r requirements-(test|export)\.txt", line), line
+    assert any("requirements-test.txt" in line for line in skipped), skipped
     # The modules that do not need PyTorch are collected, those beside the skipped ones too.
     assert "tests/test_reproduce.py::" in out
     assert "tests/test_model.py::" in out
