@@ -29,6 +29,7 @@ import numpy as np
 from absl import flags
 
 from alexnet_tf.cli import app
+from alexnet_tf.commands import evaluate_command
 from alexnet_tf.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def run(fv, args):
         f"  input: {conv.channel_order.upper()}, pixels 0-{conv.scale:g}, mean {conv.mean}"
         f"{'' if conv.std is None else f', std {conv.std}'}, {conv.crop}-px crops of the "
         f"{conv.resize}-px square\n"
-        f"  next: python evaluate.py --model_dir {fv.output} --data_dir DATA"
+        f"  next: {evaluate_command()} --model_dir {fv.output} --data_dir DATA"
     )
     return 0
 

@@ -9,7 +9,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "alexnet_tf"
 
 # Small modules every stage may use; they import no stage.
-BASE = {"errors", "atomic", "quiet", "config", "progress", "version"}
+BASE = {"errors", "atomic", "quiet", "config", "progress", "version", "commands"}
 # What each stage may import besides itself and BASE. A stage further down the data's way
 # may use the ones before it, never the reverse.
 MAY_IMPORT = {

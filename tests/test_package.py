@@ -1,7 +1,7 @@
 """The project as a Python package: a wheel that installs `alexnet_tf` with its commands,
 working from any folder.
 
-The wheel is built from the repository (no build isolation: the test venv's setuptools
+The wheel is built from a copy of the repository (no build isolation: the test venv's setuptools
 builds it, nothing is downloaded), installed without dependencies into a folder outside
 the repository (the test's own interpreter already has them), and its console scripts run
 there: `--version`, then the demo for a few steps, evaluation and prediction of the run.
@@ -10,6 +10,7 @@ there: `--version`, then the demo for a few steps, evaluation and prediction of 
 import glob
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -23,10 +24,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def installed(tmp_path_factory):
     """(bin folder, environment) of the wheel installed into a folder of its own."""
     root = tmp_path_factory.mktemp("package")
-    wheels, target = root / "wheels", root / "site"
+    wheels, target, source = root / "wheels", root / "site", root / "source"
+    # A copy of what the build reads, so that setuptools' build/ and egg-info land there.
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "runs", "build", "*.egg-info", "__pycache__"))  # fmt: skip
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--quiet", "-w", str(wheels), ROOT],
+         "--quiet", "-w", str(wheels), str(source)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert build.returncode == 0, build.stdout + build.stderr
@@ -117,6 +121,7 @@ def test_installed_commands_train_evaluate_and_predict_from_another_folder(insta
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert os.path.exists(os.path.join(run, "model.keras"))
+    assert f"next:        alexnet-evaluate --model_dir {run}" in done.stdout  # its own command
     scored = command(installed, "alexnet-evaluate", "--model_dir", run, "--crops", "1")
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert "top-1" in scored.stdout

@@ -7,6 +7,7 @@ import os
 
 from alexnet_tf import config as config_lib
 from alexnet_tf.atomic import write_json
+from alexnet_tf.commands import evaluate_command
 from alexnet_tf.errors import UserError
 from alexnet_tf.evaluation import export
 
@@ -110,7 +111,7 @@ def finished_result(cfg):
         f"{result['val_top1']:.1%}, top-5 {result['val_top5']:.1%} on {result['val_count']} "
         f"images after {result['steps']} steps. Nothing was changed.\n"
         f"  model:       {model}\n"
-        f"  next:        python evaluate.py --model_dir {model_dir}\n"
+        f"  next:        {evaluate_command()} --model_dir {model_dir}\n"
         "  to train on: the same command with a larger --epochs",
         flush=True,
     )
@@ -172,7 +173,7 @@ def finish(cfg, placement, model, inputs, val, steps):
         f"{val['top5']:.1%} on {val['count']} images after {steps} steps\n"
         f"  model:       {path}\n  SavedModel:  {saved}\n"
         f"  TensorBoard: tensorboard --logdir {model_dir}\n"
-        f"  next:        python evaluate.py --model_dir {model_dir}"
+        f"  next:        {evaluate_command()} --model_dir {model_dir}"
         + (f" --data_dir {cfg.data.data_dir}" if cfg.data.data_dir else ""),
         flush=True,
     )

@@ -1,1 +1,0 @@
-"""Where the work runs: devices, tf.distribute strategies and the towers' placement."""

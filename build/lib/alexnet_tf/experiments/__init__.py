@@ -1,1 +1,0 @@
-"""Studies that back the project's choices with measurements (docs/INIT.md)."""

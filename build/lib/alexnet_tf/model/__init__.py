@@ -1,1 +1,0 @@
-"""The network: the LRN layer, the two-tower layers, `build_alexnet`, the paper's optimizer."""
