@@ -92,6 +92,15 @@ class Train:
         self.reader.join(timeout=10)
         return status, took
 
+    def stops_within(self, sig, seconds, says):
+        """Sends `sig` and checks the process ends with 128 + sig within `seconds`, its
+        `stopped: NAME: ...` line beginning with `says`."""
+        status, took = self.exit_after(self.signal(sig))
+        name = signal.Signals(sig).name
+        assert status == 128 + sig, self.output
+        assert f"stopped: {name}: {says}" in self.output
+        assert took < seconds, f"exited {took:.1f} s after {name}:\n{self.output}"
+
 
 def run_train(*args, timeout=300):
     return subprocess.run(
@@ -116,12 +125,7 @@ def test_a_signal_during_the_start_up_checks_stops_within_seconds(
     # takes 2 s a batch of 4 (30 s): the stop comes within the file or batch under way.
     run = Train(*flags(data_dir, tmp_path / "run"), slow=phase, pause=pause)
     run.wait_for(f"test hook: {phase}")
-    sent = run.signal(sig)
-    status, took = run.exit_after(sent)
-    name = signal.Signals(sig).name
-    assert status == 128 + sig, run.output
-    assert f"stopped: {name}: stopped before any step ran" in run.output
-    assert took < 8, f"exited {took:.1f} s after {name}:\n{run.output}"
+    run.stops_within(sig, 8, "stopped before any step ran")
     assert "Traceback" not in run.output
 
 
@@ -152,12 +156,7 @@ def test_a_signal_mid_epoch_saves_and_the_process_ends_within_seconds(data_dir, 
     sig, model_dir = signal.SIGTERM, tmp_path / "run"
     run = Train(*flags(data_dir, model_dir, steps=15))
     run.wait_for("epoch 1/1  step 3/15")
-    sent = run.signal(sig)
-    status, took = run.exit_after(sent)
-    name = signal.Signals(sig).name
-    assert status == 128 + sig, run.output
-    assert f"stopped: {name}: saved a checkpoint at step" in run.output
-    assert took < 8, f"exited {took:.1f} s after {name}:\n{run.output}"
+    run.stops_within(sig, 8, "saved a checkpoint at step")
     assert any(n.startswith("ckpt-") for n in os.listdir(model_dir / "checkpoints"))
     # What the run writes besides checkpoints is on disk, whole, though the process
     # skipped the interpreter's shutdown: the event files hold the step-1 scalars.
