@@ -6,6 +6,7 @@ so this runs at import time, before any test module touches TF.
 """
 
 import os
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -25,6 +26,36 @@ def _seeded():
 
     keras.utils.set_random_seed(1234)
     yield
+
+
+_FAILED_MODULES = set()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed:
+        _FAILED_MODULES.add(item.module.__name__)
+    return report
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _module_folders_removed_when_the_module_passes(request, tmp_path_factory):
+    """Removes the folders a module's module-scoped fixtures made (whole training runs,
+    0.7 GB each) once its tests have passed. pytest's "failed" retention removes only
+    the function-scoped ones as it goes, so without this the suite's temporary folder
+    grows by several GB before the session ends."""
+    base = tmp_path_factory.getbasetemp()
+    before = set(os.listdir(base))
+    yield
+    if request.module.__name__ in _FAILED_MODULES:
+        return
+    for name in set(os.listdir(base)) - before:
+        path = base / name
+        if path.is_symlink():  # pytest's "<name>current" link to the newest numbered folder
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
