@@ -142,12 +142,21 @@ def test_machine_names_the_cpu_and_the_instruction_sets_that_matter(tmp_path):
     assert machine(str(cpuinfo))["cpu_features"] == "none"
 
 
-def test_bench_fit_times_a_users_model_fit(capsys):
+def test_bench_fit_times_each_fit_call_by_the_wall_clock(capsys):
     flags = ["--batch_size", "2", "--image_size", "67", "--num_classes", "5"]
-    assert bench.main(["fit", *flags, "--warmup", "1", "--steps", "2", "--json"]) == 0
+    timing = ["--warmup", "1", "--steps", "2", "--fits", "2", "--json"]
+    assert bench.main(["fit", *flags, *timing]) == 0
     result = last_json(capsys)
-    steps = result["step_images_per_sec"]
-    assert len(steps) == 3  # 1 warm-up + 2 timed
-    # The rate is images over the timed steps' summed time: between their slowest and fastest.
-    assert min(steps[1:]) * 0.99 <= result["images_per_sec"] <= max(steps[1:]) * 1.01
-    assert result["cpu_model"] and result["batch_size"] == 2
+    parts = zip(
+        result["setup_seconds"], result["steps_seconds"], result["teardown_seconds"], strict=True
+    )
+    calls = [sum(p) for p in parts]
+    assert len(calls) == 2 and min(result["teardown_seconds"]) >= 0
+    # Each call's rate is its images over the whole call: setup, steps and teardown.
+    for rate, seconds in zip(result["fit_images_per_sec"], calls, strict=True):
+        assert rate == pytest.approx(2 * 2 / seconds, rel=0.05, abs=0.1)
+    assert result["images_per_sec"] == pytest.approx(2 * 2 * 2 / sum(calls), rel=0.02)
+    steps_only = 2 * 2 * 2 / sum(result["steps_seconds"])
+    assert result["steps_images_per_sec"] == pytest.approx(steps_only, rel=0.02)
+    assert result["images_per_sec"] < result["steps_images_per_sec"]
+    assert result["weight_decay"] == 5e-4 and result["cpu_model"] and result["batch_size"] == 2

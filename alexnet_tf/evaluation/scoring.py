@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from alexnet_tf.data.file_check import report_file
+from alexnet_tf.data.iterators import torn_down_in_background
 from alexnet_tf.data.pipeline import build_dataset, num_batches
 from alexnet_tf.errors import UserError
 from alexnet_tf.progress import Progress
@@ -59,7 +60,7 @@ def score(
         total = min(total, max_batches)
     progress = Progress(label, total, progress_seconds) if progress_seconds is not None else None
     sums = None
-    for index, (images, labels) in enumerate(dataset):
+    for index, (images, labels) in enumerate(torn_down_in_background(dataset)):
         if max_batches and index == max_batches:
             break
         result = {k: v.numpy().astype(np.float64) for k, v in eval_step(images, labels).items()}

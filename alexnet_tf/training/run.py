@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_tf import config as config_lib
+from alexnet_tf.data.iterators import torn_down_in_background
 from alexnet_tf.data.pipeline import build_dataset
 from alexnet_tf.data.service import RESUME_LIMIT, service_dataset
 from alexnet_tf.errors import TrainingStopped, UserError
@@ -129,7 +130,11 @@ class Run:
                 **extra,
             )
 
-        return iter(self.placement.strategy.distribute_datasets_from_function(dataset_fn))
+        # The epoch's iterator is deleted off the main thread: its deletion can take as
+        # long as the epoch did (data/iterators.py), and the next epoch need not wait.
+        return torn_down_in_background(
+            self.placement.strategy.distribute_datasets_from_function(dataset_fn)
+        )
 
     def train_epoch(self, epoch, signals):
         """The rest of `epoch`'s steps (all of them, unless resuming mid-epoch).
