@@ -7,12 +7,14 @@ training step is credited with are the ones it computes."""
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 from optional import TORCH_MISSING
+from PIL import Image
 
 torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 
@@ -36,6 +38,7 @@ def load_peer(name):
 
 
 train_peer = load_peer("torch_train_peer")
+input_peer = load_peer("torch_input_peer")
 
 # ------------------------------------------------------------------ the training peer
 
@@ -191,3 +194,156 @@ def test_bench_train_reports_the_gflop_of_the_computed_gradients(capsys):
     macs = paper_macs(67, classes=5)
     computed = 3 * sum(macs.values()) - macs["conv1"]
     assert result["gflop_per_image"] == round(2 * computed / 1e9, 3)
+
+
+# --------------------------------------------------------------------- the input peer
+
+RESIZE, SIZE = 76, 67
+
+
+def smooth_jpeg(path, width, height, seed):
+    """A photo-like JPEG: a bicubic blow-up of a few random colours, mildly asymmetric."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (4, 5, 3), dtype=np.uint8))
+    coarse.resize((width, height), Image.BICUBIC).save(path, quality=95)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def jpegs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("peer_jpegs")
+    # Tiny files as the tests' data, and large ones that libjpeg can decode at 1/2 .. 1/8.
+    sizes = [(40, 52), (52, 40), (160, 152), (640, 600), (1300, 700)]
+    return [smooth_jpeg(folder / f"{w}x{h}.JPEG", w, h, i) for i, (w, h) in enumerate(sizes)]
+
+
+def full_decode_crop(path, offset):
+    """PIL's straightforward way, written here: whole decode, antialiased bilinear resize of
+    the shorter side to RESIZE, centre square, the SIZE crop at offset (y, x)."""
+    image = Image.open(path).convert("RGB")
+    w, h = image.size
+    scale = RESIZE / min(w, h)
+    image = image.resize(
+        (max(RESIZE, round(w * scale)), max(RESIZE, round(h * scale))), Image.BILINEAR
+    )
+    left, top = (image.size[0] - RESIZE) // 2 + offset[1], (image.size[1] - RESIZE) // 2 + offset[0]
+    return np.asarray(image.crop((left, top, left + SIZE, top + SIZE)), np.float32)
+
+
+def test_input_peers_draft_decode_stays_at_or_above_the_resize_target(jpegs):
+    for path in jpegs:
+        image, _ = input_peer.decode(path, RESIZE, shortcuts=True)
+        original = min(Image.open(path).size)
+        assert min(image.size) >= min(RESIZE, original), (path, image.size)
+        if original >= 2 * RESIZE:  # libjpeg can halve it at least: the draft is taken
+            assert min(image.size) < 2 * RESIZE, (path, image.size)
+        full, _ = input_peer.decode(path, RESIZE, shortcuts=False)
+        assert min(full.size) == original
+
+
+@pytest.mark.parametrize("shortcuts", [True, False], ids=["shortcuts", "no_shortcuts"])
+def test_input_peers_crops_are_pils_full_decode_and_resize(jpegs, shortcuts):
+    for path in jpegs:
+        for offset in [(0, 0), (4, 7), (RESIZE - SIZE, RESIZE - SIZE)]:
+            image, extent = input_peer.decode(path, RESIZE, shortcuts)
+            crop = input_peer.scaled_crop(image, extent, RESIZE, SIZE, offset, shortcuts)
+            got = np.asarray(crop, np.float32)
+            assert got.shape == (SIZE, SIZE, 3)
+            diff = np.abs(got - full_decode_crop(path, offset))
+            if not shortcuts:
+                assert diff.max() == 0, path
+            else:  # scaled IDCT and plain bilinear against the antialiased filter
+                assert diff.mean() < 2.5 and np.percentile(diff, 99) < 10, (path, offset)
+
+
+def test_input_peers_plain_bilinear_samples_where_pil_does(tmp_path):
+    # PNGs (no draft, no JPEG loss). Enlarging, PIL's bilinear resize is plain bilinear;
+    # shrinking to exactly half, plain bilinear with pixel centres averages 2x2 blocks,
+    # which is PIL's reduce(2). PIL's transform rounds down to uint8: within 1 grey level.
+    rng = np.random.default_rng(9)
+    for (w, h), reference in [
+        ((38, 44), lambda im: im.resize((RESIZE, round(44 * RESIZE / 38)), Image.BILINEAR)),
+        ((2 * RESIZE, 2 * RESIZE + 12), lambda im: im.reduce(2)),
+    ]:
+        path = tmp_path / f"{w}x{h}.png"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+        resized = reference(Image.open(path).convert("RGB"))
+        top = (resized.size[1] - RESIZE) // 2
+        for oy, ox in [(0, 0), (2, 9)]:
+            image, extent = input_peer.decode(str(path), RESIZE, shortcuts=True)
+            got = input_peer.scaled_crop(image, extent, RESIZE, SIZE, (oy, ox), True)
+            expected = resized.crop((ox, top + oy, ox + SIZE, top + oy + SIZE))
+            diff = np.asarray(expected, np.float32) - np.asarray(got, np.float32)
+            assert diff.min() >= 0 and diff.max() <= 1, (w, h, oy, ox, diff.min(), diff.max())
+
+
+def peer_dataset(paths, mean, std, shortcuts=True):
+    items = [(p, i % 3) for i, p in enumerate(paths)]
+    return input_peer.Images(
+        items, RESIZE, SIZE, torch.from_numpy(mean), torch.from_numpy(std), shortcuts
+    )
+
+
+def test_input_peers_batches_are_flipped_lit_and_normalised(jpegs, monkeypatch):
+    rng = np.random.default_rng(8)
+    mean = rng.uniform(90, 140, (3, RESIZE, RESIZE)).astype(np.float32)  # per pixel
+    std = np.float32([50, 60, 70]).reshape(3, 1, 1)
+    data = peer_dataset(jpegs, mean, std)
+    batch, labels = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
+    assert batch.shape == (4, 3, SIZE, SIZE) and batch.dtype == torch.float32
+    assert labels.tolist() == [0, 1, 2, 0]
+    # Over a batch the per-channel mean of (crop + lighting - mean) / std is near 0 when the
+    # mean is the data's (here the files' own), about 2 if the mean were not subtracted.
+    flat = np.stack([full_decode_crop(p, (4, 4)).mean(axis=(0, 1)) for p in jpegs])
+    data = peer_dataset(jpegs, np.broadcast_to(flat.mean(0)[:, None, None], mean.shape).copy(), std)
+    x = torch.stack([data[i][0] for i in range(len(jpegs))]).numpy()
+    assert np.abs(x.mean(axis=(0, 2, 3))).max() < 0.3, x.mean(axis=(0, 2, 3))
+
+    # The same draws with the flip forced off and on: the mirror image, mean map included.
+    data = peer_dataset(jpegs, mean, std)
+    pair = []
+    for flip in (0.9, 0.1):  # np.random.rand() < 0.5 mirrors
+        monkeypatch.setattr(np.random, "rand", lambda flip=flip: flip)
+        np.random.seed(5)
+        torch.manual_seed(5)
+        pair.append(data[3][0].numpy())
+    np.testing.assert_allclose(pair[1], pair[0][:, :, ::-1], rtol=1e-6, atol=1e-5)
+    assert not np.allclose(pair[1], pair[0], atol=0.05)
+
+
+def test_input_peers_lighting_is_the_papers_pca_shift(tmp_path, monkeypatch):
+    # A flat colour: every crop is that colour, so x * std + mean - colour is the shift.
+    path = tmp_path / "flat.JPEG"
+    Image.new("RGB", (52, 40), (120, 100, 80)).save(path, quality=95)
+    colour = np.asarray(Image.open(path).convert("RGB"), np.float32)[20, 26]
+    mean = np.full((3, RESIZE, RESIZE), 110.0, np.float32)
+    std = np.float32([50, 60, 70]).reshape(3, 1, 1)
+    data = peer_dataset([str(path)], mean, std)
+    monkeypatch.setattr(np.random, "rand", lambda: 0.9)  # no flip
+    shifts = []
+    for _ in range(300):
+        x = data[0][0].numpy() * std + mean[:, :SIZE, :SIZE]
+        assert np.ptp(x, axis=(1, 2)).max() < 1e-3  # one shift for the whole image
+        shifts.append(x[:, 0, 0] - colour)
+    # fb.resnet.torch's ImageNet PCA (RGB, [0, 1] scale), the paper's sigma 0.1: along each
+    # eigenvector the shift's standard deviation is 0.1 * eigenvalue * 255.
+    eigval = np.float32([0.2175, 0.0188, 0.0045])
+    eigvec = np.float32(
+        [[-0.5675, 0.7192, 0.4009], [-0.5808, -0.0045, -0.8140], [-0.5836, -0.6948, 0.4203]]
+    )
+    along = np.linalg.solve(eigvec, np.array(shifts).T)  # (3, draws)
+    np.testing.assert_allclose(along.std(axis=1), 0.1 * eigval * 255, rtol=0.2)
+    assert np.abs(along.mean(axis=1)).max() < 0.3 * 0.1 * eigval[0] * 255
+
+
+def test_input_peer_says_whether_it_took_the_shortcuts(jpegs, tmp_path):
+    data = tmp_path / "data"
+    for i, path in enumerate(jpegs):
+        (data / "train" / f"class_{i % 2}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, data / "train" / f"class_{i % 2}" / os.path.basename(path))
+    cmd = [sys.executable, os.path.join(BENCH, "torch_input_peer.py"), "--data_dir", str(data)]
+    cmd += ["--batch_size", "1", "--batches", "2", "--warmup", "1", "--workers", "1"]
+    cmd += ["--image_size", str(SIZE), "--resize", str(RESIZE), "--json", "--no_shortcuts"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["shortcuts"] is False and result["images"] == 2
