@@ -15,9 +15,11 @@ requirements.txt):
 whose CPU kernel is slow; `--lrn fast` is the same LRN written as a careful PyTorch user
 would for speed, autograd doing the backward: the squares (channels last) times a (C, C)
 0/1 band matrix that sums each map's 5 neighbours within its tower. Of the ways timed
-(the sum of 5 channel-shifted squares, `avg_pool3d` over channels, `einsum`, the band
-matmul), the band matmul was the fastest for norm1 and norm2, forward and backward,
-float32 and bfloat16. `--channels_last` keeps activations in NHWC memory order
+for norm1 and norm2, forward and backward, float32 and bfloat16 autocast (the sum of 5
+channel-shifted squares, `avg_pool3d` over channels, the band product as `einsum` on
+NCHW and as a matmul on the channels-last view), the band product was the fastest, its
+two spellings within the noise of a shared machine except `einsum` on NCHW float32
+(twice as slow); the matmul is kept. `--channels_last` keeps activations in NHWC memory order
 (`torch.channels_last`), which oneDNN's convolutions prefer. The JSON says which (`lrn`,
 `channels_last`).
 """
