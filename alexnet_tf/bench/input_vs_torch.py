@@ -8,7 +8,8 @@ about 60 KB each, ImageNet's average is about 110 KB) into `--data_dir/train/<cl
 (and a few into val/) unless they are there, prepares them once as 256-px TFRecord
 shards (`python -m alexnet_tf.prepare`), then runs, `--repeats` times in turn,
 `python -m alexnet_tf.bench input` on the JPEGs and on the shards and
-`alexnet_tf/bench/torch_input_peer.py` (2 PIL workers) on the JPEGs. On a shared machine the
+`alexnet_tf/bench/torch_input_peer.py` (2 PIL workers) on the JPEGs, with PIL's
+decode shortcuts and without (`--no_shortcuts`). On a shared machine the
 best of the repeats is the least disturbed; all runs are printed too, as one JSON line,
 with `bench input`'s own ratio to a plain decode-resize-crop map and the machine (CPU
 model, instruction sets, load). `--torch_python`: /tmp/venv/torch's Python if it exists,
@@ -109,6 +110,15 @@ def main():
             args.data_dir,
             *flags,
         ],
+        # The peer without PIL's draft decode and plain bilinear scaling: the earlier figure.
+        "torch_jpeg_no_shortcuts": [
+            args.torch_python,
+            os.path.join(HERE, "torch_input_peer.py"),
+            "--data_dir",
+            args.data_dir,
+            *flags,
+            "--no_shortcuts",
+        ],
     }
     runs = {name: [] for name in commands}
     cpu_runs = {name: [] for name in commands}
@@ -126,8 +136,10 @@ def main():
         "ours_jpeg_images_per_sec": best["ours_jpeg"],
         "ours_shards_images_per_sec": best["ours_shards"],
         "torch_jpeg_images_per_sec": best["torch_jpeg"],
+        "torch_jpeg_no_shortcuts_images_per_sec": best["torch_jpeg_no_shortcuts"],
         "ratio_jpeg": round(best["ours_jpeg"] / best["torch_jpeg"], 2),
         "ratio_shards": round(best["ours_shards"] / best["torch_jpeg"], 2),
+        "ratio_jpeg_no_shortcuts": round(best["ours_jpeg"] / best["torch_jpeg_no_shortcuts"], 2),
         "images_per_cpu_sec": per_cpu,
         "ratio_jpeg_per_cpu_sec": round(per_cpu["ours_jpeg"] / per_cpu["torch_jpeg"], 2),
         "ratio_shards_per_cpu_sec": round(per_cpu["ours_shards"] / per_cpu["torch_jpeg"], 2),

@@ -1,13 +1,33 @@
 """The PyTorch peer of `python -m alexnet_tf.bench input`: a DataLoader with PIL workers.
 
-Same files, same augmentation as our training pipeline: decode, shorter side to 256
-(bilinear, antialiased as PIL does), centre 256 square, random 227 crop, horizontal flip,
-PCA lighting and per-pixel-mean/std normalisation, batch 128. Run it in a separate venv
-with torch (never in requirements.txt):
+The same files and the same augmentation as our training pipeline (shorter side to
+256, centre 256 square, random 227 crop, horizontal flip, PCA lighting, per-pixel
+mean/std normalisation, batch 128), written as a careful PIL user would.
 
-    python alexnet_tf/bench/torch_input_peer.py --data_dir DIR [--workers 2] [--json]
+By default it takes the shortcuts PIL offers for what ours does; what still differs:
 
-Prints images/s measured after warm-up over a fixed number of batches.
+- JPEGs are decoded with `Image.draft("RGB", (256, 256))`, which lets libjpeg decode at
+  1/2, 1/4 or 1/8 scale (scaled IDCT) as long as the shorter side stays at least 256;
+  ours decodes only the crop's window of the file, at full scale
+  (`tf.io.decode_and_crop_jpeg`).
+- The crop is cut and scaled in one `Image.transform(AFFINE, resample=BILINEAR)` from the
+  decoded image straight to 227 x 227: plain bilinear, no antialiasing. Ours scales its
+  window the same way when it shrinks by less than half, and antialiased below that,
+  i.e. for files whose shorter side is over 2 x 256 px; after `draft` this peer shrinks
+  by less than half up to a shorter side of 16 x 256 px, and never antialiases.
+- PIL's transform rounds its result down to uint8 (half a grey level darker on
+  average); ours keeps float32.
+
+With `--no_shortcuts`: the whole file is decoded at full scale and resized with PIL's
+`resize(BILINEAR)`, which antialiases (its filter widens with the reduction), then
+cropped: the straightforward pipeline, and the earlier figures. Run it in a separate
+venv with torch (never in requirements.txt):
+
+    python alexnet_tf/bench/torch_input_peer.py --data_dir DIR [--workers 2] \
+        [--no_shortcuts] [--json]
+
+Prints images/s measured after warm-up over a fixed number of batches, and whether the
+shortcuts were on (`shortcuts`).
 """
 
 import argparse
@@ -46,26 +66,55 @@ def list_images(data_dir):
     return items
 
 
+def decode(path, resize, shortcuts):
+    """The file as an RGB image, and the (width, height) of the original in its pixels:
+    with `shortcuts` a JPEG is decoded at the smallest 1/1, 1/2, 1/4 or 1/8 scale whose
+    shorter side is still at least `resize` (`Image.draft`; other formats in full)."""
+    image = Image.open(path)
+    extent = image.size
+    if shortcuts:
+        drafted = image.draft("RGB", (resize, resize))  # None where it cannot (not a JPEG)
+        if drafted is not None:
+            extent = drafted[1][2:]  # the original's size in the scaled image's pixels
+    return image.convert("RGB"), extent
+
+
+def scaled_crop(image, extent, resize, size, offset, shortcuts):
+    """The `size` square at `offset` (y, x) of the centre `resize` square of `image` with
+    its shorter side scaled to `resize`: PIL image (size, size)."""
+    oy, ox = offset
+    if not shortcuts:  # whole image, antialiased resize, then crop
+        w, h = image.size
+        scale = resize / min(w, h)
+        image = image.resize(
+            (max(resize, round(w * scale)), max(resize, round(h * scale))), Image.BILINEAR
+        )
+        w, h = image.size
+        left, top = (w - resize) // 2, (h - resize) // 2
+        return image.crop((left + ox, top + oy, left + ox + size, top + oy + size))
+    w, h = extent
+    step = min(w, h) / resize  # source pixels per resized pixel
+    left = (w - min(w, h)) / 2 + ox * step
+    top = (h - min(w, h)) / 2 + oy * step
+    # Output pixel (x, y) samples source (left + x * step, top + y * step), plain bilinear.
+    affine = (step, 0.0, left, 0.0, step, top)
+    return image.transform((size, size), Image.AFFINE, affine, resample=Image.BILINEAR)
+
+
 class Images(torch.utils.data.Dataset):
-    def __init__(self, items, resize, size, mean, std):
+    def __init__(self, items, resize, size, mean, std, shortcuts=True):
         self.items, self.resize, self.size = items, resize, size
         self.mean, self.std = mean, std  # (3, R, R) and (3, 1, 1), 0-255
+        self.shortcuts = shortcuts
 
     def __len__(self):
         return len(self.items)
 
     def __getitem__(self, i):
         path, label = self.items[i]
-        image = Image.open(path).convert("RGB")
-        w, h = image.size
-        scale = self.resize / min(w, h)
-        image = image.resize(
-            (max(self.resize, round(w * scale)), max(self.resize, round(h * scale))), Image.BILINEAR
-        )
-        w, h = image.size
-        left, top = (w - self.resize) // 2, (h - self.resize) // 2
+        image, extent = decode(path, self.resize, self.shortcuts)
         oy, ox = np.random.randint(0, self.resize - self.size + 1, size=2)
-        image = image.crop((left + ox, top + oy, left + ox + self.size, top + oy + self.size))
+        image = scaled_crop(image, extent, self.resize, self.size, (oy, ox), self.shortcuts)
         mirror = np.random.rand() < 0.5
         if mirror:
             image = image.transpose(Image.FLIP_LEFT_RIGHT)
@@ -87,6 +136,13 @@ def main():
     p.add_argument("--warmup", type=int, default=4)
     p.add_argument("--image_size", type=int, default=227)
     p.add_argument("--resize", type=int, default=256)
+    p.add_argument(
+        "--no_shortcuts",
+        dest="shortcuts",
+        action="store_false",
+        help="full decode and PIL's antialiased resize (default: JPEG draft decode, plain "
+        "bilinear crop scaling)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -94,7 +150,7 @@ def main():
     mean = torch.full((3, args.resize, args.resize), 117.0)
     std = torch.full((3, 1, 1), 58.0)
     loader = torch.utils.data.DataLoader(
-        Images(items, args.resize, args.image_size, mean, std),
+        Images(items, args.resize, args.image_size, mean, std, args.shortcuts),
         batch_size=args.batch_size,
         shuffle=True,
         num_workers=args.workers,
@@ -122,10 +178,12 @@ def main():
     result = {
         "benchmark": "torch_input_peer",
         "images_per_sec": round(images / seconds, 1),
-        "images_per_cpu_sec": round(images / cpu, 1),  # main process and workers
+        # main process and workers; None when too short to register a clock tick
+        "images_per_cpu_sec": round(images / cpu, 1) if cpu else None,
         "images": images,
         "seconds": round(seconds, 2),
         "workers": args.workers,
+        "shortcuts": args.shortcuts,
         "batch_size": args.batch_size,
         "torch_version": torch.__version__,
         "files": len(items),

@@ -20,19 +20,33 @@ from alexnet_tf.bench.common import environment, peak_rss_mb, report
 from alexnet_tf.cli import configs, options
 
 
-def forward_macs(model):
-    """Multiply-adds of one forward pass of one image (convolutions and FC layers)."""
+def layer_macs(model):
+    """{layer name: multiply-adds of its forward pass for one image}, convolutions and FC
+    layers in the model's order (the rest is a few % at most and not counted)."""
     from alexnet_tf.model.layers import TowerConv2D, TowerDense
 
-    macs = 0
+    macs = {}
     for layer in model.layers:
         if isinstance(layer, TowerConv2D):
             kernel = layer.get_weights()[0]  # (kh, kw, in / groups, out)
             _, h, w, _ = layer.compute_output_shape(layer.input.shape)
-            macs += h * w * kernel.size
+            macs[layer.name] = h * w * kernel.size
         elif isinstance(layer, TowerDense):
-            macs += layer.get_weights()[0].size
+            macs[layer.name] = layer.get_weights()[0].size
     return macs
+
+
+def forward_macs(model):
+    """Multiply-adds of one forward pass of one image (convolutions and FC layers)."""
+    return sum(layer_macs(model).values())
+
+
+def train_macs(model):
+    """Multiply-adds a training step computes per image: every layer's forward and weight
+    gradient (each as many as its forward), and the gradient with respect to every layer's
+    input except the first's (conv1's input is the image, which needs no gradient)."""
+    macs = layer_macs(model)
+    return 3 * sum(macs.values()) - next(iter(macs.values()))
 
 
 def matmul_peak_gflops(n=2048, repeats=10, dtype="float32"):
@@ -146,7 +160,7 @@ def run(args, _):
     # The step computes in bfloat16/float16 under mixed precision: its peak is that dtype's.
     compute_dtype = args.mixed_precision or "float32"
     peak = matmul_peak_gflops(dtype=compute_dtype)
-    train_gflop = 3 * 2 * forward_macs(model) / 1e9  # forward + 2x backward, 2 FLOPs per MAC
+    train_gflop = 2 * train_macs(model) / 1e9  # 2 FLOPs per multiply-add
     per_sec = {
         name: args.steps * args.batch_size / statistics.median(t) for name, t in times.items()
     }
