@@ -19,8 +19,6 @@ from PIL import Image
 torch = pytest.importorskip("torch", reason=TORCH_MISSING)
 
 from alexnet_tf import build_alexnet  # noqa: E402
-from alexnet_tf.bench import __main__ as bench  # noqa: E402
-from alexnet_tf.bench.train import forward_macs, train_macs  # noqa: E402
 from alexnet_tf.pretrained.convert import fc6_from_chw  # noqa: E402
 
 BENCH = os.path.join(
@@ -155,45 +153,6 @@ def test_training_peer_says_which_lrn_and_layout_it_timed():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["lrn"] == "fast" and result["channels_last"] is True
     assert result["train_eager_images_per_sec"] > 0 and result["forward_eager_images_per_sec"] > 0
-
-
-# -------------------------------------------------------------------- the FLOP count
-
-
-def paper_macs(image_size=227, classes=1000):
-    """{layer: forward multiply-adds of one image} from the paper's layer table:
-    conv out_h * out_w * k * k * in / groups * out, FC in * out."""
-    side = (image_size - 11) // 4 + 1  # conv1: 11x11 stride 4, no padding
-    macs = {"conv1": side * side * 11 * 11 * 3 * 96}
-    side = (side - 3) // 2 + 1  # pool1, 3x3 stride 2; conv2 keeps the size (pad 2)
-    macs["conv2"] = side * side * 5 * 5 * 48 * 256
-    side = (side - 3) // 2 + 1  # pool2
-    macs["conv3"] = side * side * 3 * 3 * 256 * 384
-    macs["conv4"] = side * side * 3 * 3 * 192 * 384
-    macs["conv5"] = side * side * 3 * 3 * 192 * 256
-    side = (side - 3) // 2 + 1  # pool5
-    macs.update(fc6=side * side * 256 * 4096, fc7=4096 * 4096, fc8=4096 * classes)
-    return macs
-
-
-def test_a_training_step_is_credited_with_the_multiply_adds_it_computes():
-    macs = paper_macs()
-    assert round(sum(macs.values()) / 1e7) == 72  # the paper net: about 0.72 G forward
-    # Forward, every weight gradient, every input gradient but conv1's (the image needs none).
-    computed = sum(macs.values()) + sum(macs.values()) + sum(macs.values()) - macs["conv1"]
-    model = build_alexnet()
-    assert forward_macs(model) == sum(macs.values())
-    assert train_macs(model) == computed
-
-
-def test_bench_train_reports_the_gflop_of_the_computed_gradients(capsys):
-    flags = ["--batch_size", "2", "--image_size", "67", "--num_classes", "5", "--no_baseline"]
-    timing = ["--warmup", "1", "--steps", "1", "--windows", "1", "--json"]
-    assert bench.main(["train", *flags, *timing]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    macs = paper_macs(67, classes=5)
-    computed = 3 * sum(macs.values()) - macs["conv1"]
-    assert result["gflop_per_image"] == round(2 * computed / 1e9, 3)
 
 
 # --------------------------------------------------------------------- the input peer

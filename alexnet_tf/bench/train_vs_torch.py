@@ -10,7 +10,8 @@ fit` (a user's own `model.fit` on `build_alexnet()`, timed by the wall clock of 
 `python -m alexnet_tf.bench eval` (our forward pass and 10-crop step) and
 `alexnet_tf/bench/torch_train_peer.py` twice: with PyTorch's stock
 `nn.LocalResponseNorm` (slow on a CPU) and with the fast LRN a careful PyTorch user would
-write (`--lrn fast`; `--peer_channels_last` adds NHWC memory order), each eager and with
+write (`--lrn fast`, with `--channels_last` memory order, which helps its whole step;
+`--fast_peer_nchw` leaves that out), each eager and with
 `torch.compile`, training and forward. Prints the best of the repeats of each and the
 ratios against both peers, as a table and one JSON line, with the machine (CPU model,
 instruction sets, load). torch is never in requirements.txt: `--torch_python` is
@@ -46,7 +47,9 @@ def main():
     p.add_argument("--image_size", type=int, default=227)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--no_torch_compile", action="store_true", help="PyTorch eager only")
-    p.add_argument("--peer_channels_last", action="store_true", help="fast peer in NHWC")
+    p.add_argument(
+        "--fast_peer_nchw", action="store_true", help="fast peer in NCHW, not channels_last"
+    )
     args = p.parse_args()
     size = ["--batch_size", str(args.batch_size), "--image_size", str(args.image_size)]
     best, each = {}, {}  # best of the repeats; every process's figure, in run order
@@ -80,7 +83,7 @@ def main():
                     + ["--json", "--lrn", lrn]
                     + (["--bf16"] if mixed else [])
                     + (["--no_compile"] if args.no_torch_compile else [])
-                    + (["--channels_last"] if lrn == "fast" and args.peer_channels_last else [])
+                    + (["--channels_last"] if lrn == "fast" and not args.fast_peer_nchw else [])
                 )
                 for key in MODES:
                     if f"{key}_images_per_sec" in torch:
@@ -116,7 +119,7 @@ def main():
                 **best,
                 "batch_size": args.batch_size,
                 "image_size": args.image_size,
-                "peer_channels_last": args.peer_channels_last,
+                "fast_peer_channels_last": not args.fast_peer_nchw,
                 "each_process": each,
                 **where,
             }
