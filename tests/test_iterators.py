@@ -6,6 +6,10 @@ theirs to a thread. Checked on real autotuned pipelines: a finaliser on the iter
 records the thread its deletion ran on.
 """
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import weakref
@@ -13,6 +17,8 @@ import weakref
 import tensorflow as tf
 
 from alexnet_tf.data.iterators import torn_down_in_background
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Recorded:
@@ -72,3 +78,31 @@ def test_a_distributed_iterator_is_deleted_off_the_main_thread():
     recorded = Distributed(dist)
     assert len(list(torn_down_in_background(recorded))) > 0
     assert recorded.wait_deleted() is not threading.main_thread()
+
+
+def test_a_process_that_exits_with_an_iterator_still_open_ends():
+    # Collected while the interpreter shuts down, the generator's teardown cannot start a
+    # thread (Python 3.11 would wait for it forever): it is done in place, and the
+    # process ends.
+    script = textwrap.dedent(
+        """\
+        import tensorflow as tf
+        from alexnet_tf.data.iterators import torn_down_in_background
+
+        data = tf.data.Dataset.range(100).map(lambda i: i + 1, num_parallel_calls=-1)
+        batches = torn_down_in_background(data.prefetch(-1))
+        cycle = [batches]
+        cycle.append(cycle)  # only the collector at exit frees it
+        print(int(next(batches)), flush=True)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

@@ -11,6 +11,7 @@ late. `torn_down_in_background` hands the finished iterator to a thread that dro
 and the main thread goes on at once.
 """
 
+import sys
 import threading
 
 
@@ -28,5 +29,9 @@ def torn_down_in_background(dataset):
 def drop_in_background(box):
     """Empties the list `box` on another thread: if it holds the last reference to an
     iterator, its deletion runs there. Not a daemon thread: Python ends daemon threads
-    mid-call at exit, and one inside TF's deletion then aborts the process."""
+    mid-call at exit, and one inside TF's deletion then aborts the process. While the
+    interpreter shuts down (a generator left open, collected at exit), in place."""
+    if sys.is_finalizing():  # a thread started now never runs, and its start never returns
+        box.clear()
+        return
     threading.Thread(target=box.clear, name="tf.data iterator teardown").start()
