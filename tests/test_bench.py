@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from absl import flags as flags_lib
 from imagefiles import image_folder
 
 from alexnet_tf import build_alexnet
@@ -200,3 +201,29 @@ def test_bench_train_reports_the_gflop_of_the_computed_gradients(capsys):
     macs = paper_macs(67, classes=5)
     computed = 3 * sum(macs.values()) - macs["conv1"]
     assert result["gflop_per_image"] == round(2 * computed / 1e9, 3)
+
+
+def test_bench_inputs_chained_epochs_are_the_training_epochs_in_order(tmp_path):
+    # The input bench chains small epochs inside one pipeline; the batches must be the
+    # ones training draws epoch after epoch: same images, same order, same augmentation.
+    import numpy as np
+
+    from alexnet_tf.bench import common
+
+    root = image_folder(tmp_path / "d", per_class=3, size=(70, 80))  # 9 images
+    fv = flags_lib.FlagValues()
+    common.define_data_flags(fv, batch_size=4)
+    fv(["bench", "--data_dir", root, "--image_size", "67", "--resize", "72"])
+    cfg = common.data_config(fv)
+    source, stats = common.training_source(cfg)
+
+    def epoch(e):
+        return common.training_dataset(cfg, source, stats, 4, e)
+
+    stream = common.epochs(epoch)
+    expected = [next(stream) for _ in range(8)]  # 3 batches an epoch (4, 4, 1): 3 epochs
+    chained = list(common.chained_epochs(epoch, 8 * 4, source.num_examples))
+    assert len(chained) >= 8
+    for (images, labels), (want_images, want_labels) in zip(chained, expected, strict=False):
+        np.testing.assert_array_equal(labels.numpy(), want_labels.numpy())
+        np.testing.assert_array_equal(images.numpy(), want_images.numpy())

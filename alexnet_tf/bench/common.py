@@ -77,13 +77,30 @@ def training_dataset(cfg, source, stats, batch_size, epoch):
 
 def epochs(dataset_of_epoch, only_size=None):
     """Endless `(images, labels)` batches of `dataset_of_epoch(0)`, then of epoch 1, ...;
-    with `only_size`, only the batches of that many images (no partial last batch)."""
+    with `only_size`, only the batches of that many images (no partial last batch).
+    Each epoch's iterator is deleted off the main thread, as training does."""
+    from alexnet_tf.data.iterators import torn_down_in_background
+
     epoch = 0
     while True:
-        for images, labels in dataset_of_epoch(epoch):
+        for images, labels in torn_down_in_background(dataset_of_epoch(epoch)):
             if only_size is None or images.shape[0] == only_size:
                 yield images, labels
         epoch += 1
+
+
+def chained_epochs(dataset_of_epoch, images, epoch_size):
+    """Batches of `dataset_of_epoch(0)`, then of epoch 1, ..., at least `images` images,
+    through one iterator: the epochs are concatenated inside tf.data, so the stream
+    runs as one long epoch does, with no pipeline started afresh at each small epoch's
+    end. Its iterator is deleted off the main thread when the stream is closed."""
+    import functools
+
+    from alexnet_tf.data.iterators import torn_down_in_background
+
+    count = images // epoch_size + 1
+    datasets = (dataset_of_epoch(epoch) for epoch in range(count))
+    return torn_down_in_background(functools.reduce(lambda a, b: a.concatenate(b), datasets))
 
 
 # The data flags of the benches that read files (`input` adds its preprocessing flags).
