@@ -29,6 +29,7 @@ def _seeded():
 
 
 _FAILED_MODULES = set()
+SESSION_PREFIX = "session_"  # tmp_path_factory.mktemp("session_...") outlives its module
 
 
 @pytest.hookimpl(wrapper=True)
@@ -44,13 +45,16 @@ def _module_folders_removed_when_the_module_passes(request, tmp_path_factory):
     """Removes the folders a module's module-scoped fixtures made (whole training runs,
     0.7 GB each) once its tests have passed. pytest's "failed" retention removes only
     the function-scoped ones as it goes, so without this the suite's temporary folder
-    grows by several GB before the session ends."""
+    grows by several GB before the session ends. A folder named `session_*` is a cache
+    that later modules share (tinyrun's runs): it stays until the session ends."""
     base = tmp_path_factory.getbasetemp()
     before = set(os.listdir(base))
     yield
     if request.module.__name__ in _FAILED_MODULES:
         return
     for name in set(os.listdir(base)) - before:
+        if name.startswith(SESSION_PREFIX):
+            continue
         path = base / name
         if path.is_symlink():  # pytest's "<name>current" link to the newest numbered folder
             path.unlink()

@@ -26,9 +26,11 @@ def run(tmp_path_factory):
     return folder
 
 
-def test_uses_the_module_run(run, tmp_path):
+def test_uses_the_module_run(run, tmp_path, tmp_path_factory):
     (tmp_path / "model.keras").write_bytes(b"y" * 1_000)
     assert run.is_dir()
+    shared = tmp_path_factory.mktemp("session_cache")  # what later modules reuse
+    (shared / "run.json").write_text("{}")
 """
 
 _SECOND = """\
@@ -38,6 +40,9 @@ import os
 def test_the_first_modules_folders_are_gone(tmp_path_factory):
     names = os.listdir(tmp_path_factory.getbasetemp())
     assert not [n for n in names if n.startswith(("whole_run", "test_uses_the_module"))], names
+    base = tmp_path_factory.getbasetemp()
+    kept = [n for n in names if (base / n / "run.json").is_file() and not (base / n).is_symlink()]
+    assert kept == ["session_cache0"], names
 """
 
 _FAILING = """\

@@ -31,7 +31,8 @@ def trained_run(tmp_path_factory, strategy="one_device", mixed_precision=None):
     (None or "float16"), trained once per session."""
     key = (strategy, mixed_precision)
     if key not in _RUNS:
-        root = tmp_path_factory.mktemp(f"tinyrun_{strategy}_{mixed_precision}")
+        # "session_": the folder outlives the module that made it (tests/conftest.py).
+        root = tmp_path_factory.mktemp(f"session_tinyrun_{strategy}_{mixed_precision}")
         data_dir = image_folder(
             root / "data", CLASSES, size=(40, 52), splits={"train": 8, "val": VAL_PER_CLASS}
         )
