@@ -110,16 +110,9 @@ def main():
             args.data_dir,
             *flags,
         ],
-        # The peer without PIL's draft decode and plain bilinear scaling: the earlier figure.
-        "torch_jpeg_no_shortcuts": [
-            args.torch_python,
-            os.path.join(HERE, "torch_input_peer.py"),
-            "--data_dir",
-            args.data_dir,
-            *flags,
-            "--no_shortcuts",
-        ],
     }
+    # The peer without PIL's draft decode and plain bilinear scaling: the earlier figure.
+    commands["torch_jpeg_no_shortcuts"] = [*commands["torch_jpeg"], "--no_shortcuts"]
     runs = {name: [] for name in commands}
     cpu_runs = {name: [] for name in commands}
     vs_plain, plain = [], []
