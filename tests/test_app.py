@@ -113,6 +113,15 @@ def test_classify_gives_predicts_numbers_for_the_centre_and_the_10_crops(
     status, answer = request(served.port, "POST", "/api/classify", read(path))
     assert status == 200, answer
     assert page_top(answer["centre"]) == predict_top(capsys, tiny.model_dir, path, 1)
+    # Beyond predict's printed digits: the softmax of the logits predict writes.
+    logits = tmp_path / "fc8.npy"
+    argv = [path, "--model_dir", tiny.model_dir, "--crops", "1", "--features", "fc8"]
+    assert predict.main([*argv, "--output", str(logits)]) == 0
+    z = np.load(logits)[0].astype(np.float64)
+    softmax = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    np.testing.assert_allclose(
+        [c["probability"] for c in answer["centre"]], np.sort(softmax)[::-1], rtol=1e-5
+    )
     assert page_top(answer["ten_crops"]) == predict_top(capsys, tiny.model_dir, path, 10)
     assert len(answer["crops"]) == 10
     assert all(url.startswith("data:image/png;base64,") for url in answer["crops"])
@@ -277,3 +286,32 @@ def test_the_command_serves_on_localhost_prints_the_address_and_stops_on_ctrl_c(
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_browser_tests_are_left_out_by_default_and_fail_saying_what_to_install():
+    """`python -m pytest` deselects them; `-m browser` without Chromium on PATH fails with
+    the one line naming what is missing and the apt-get line (never a skip)."""
+    import subprocess
+    import sys
+
+    from appserver import ROOT
+
+    def pytest(*args, path=None):
+        env = {**os.environ, "PATH": path or os.environ["PATH"]}
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/test_app_browser.py", "-q", "-p",
+             "no:cacheprovider", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    default = pytest("--collect-only")
+    assert default.returncode == 5 and "2 deselected" in default.stdout, default.stdout
+    bare = pytest("-m", "browser", path=os.path.dirname(sys.executable))
+    assert bare.returncode == 1, bare.stdout
+    line = (
+        "chromium and chromedriver not found on PATH; install them: "
+        "apt-get install -y --no-install-recommends chromium chromium-driver"
+    )
+    assert (
+        bare.stdout.count(line) >= 1 and "2 errors" in bare.stdout and "skipped" not in bare.stdout
+    )
