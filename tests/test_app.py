@@ -5,6 +5,7 @@ cache, and every bad input answered with one message while the server goes on.""
 
 import io
 import os
+import shutil
 import signal
 import struct
 import tempfile
@@ -15,6 +16,7 @@ import pytest
 from appserver import Served, request, start_command, wait_exit
 from caffe_wire import CAFFE_SHAPES, net, random_layers
 from imagefiles import encode, pattern, write
+from optional import TORCH_MISSING
 from PIL import Image
 from tinyrun import trained_run
 
@@ -77,6 +79,7 @@ def served(tiny, gallery):
 
 def predict_top(capsys, model_dir, path, crops):
     """`python -m alexnet_tf.predict`'s printed (class, percent) lines for `path`."""
+    capsys.readouterr()  # what came before (a training run's lines)
     assert predict.main([path, "--model_dir", model_dir, "--crops", str(crops)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()[1:]
     return [(line.split()[1], line.split()[-1]) for line in lines]
@@ -117,6 +120,7 @@ def test_classify_gives_predicts_numbers_for_the_centre_and_the_10_crops(
     logits = tmp_path / "fc8.npy"
     argv = [path, "--model_dir", tiny.model_dir, "--crops", "1", "--features", "fc8"]
     assert predict.main([*argv, "--output", str(logits)]) == 0
+    capsys.readouterr()
     z = np.load(logits)[0].astype(np.float64)
     softmax = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
     np.testing.assert_allclose(
@@ -165,6 +169,11 @@ def test_activations_are_the_layers_maps_strongest_first_per_tower(served, tmp_p
         assert answer["order"][0] == first + int(np.argmax(means))
         grid = decoded(answer["grid"])  # 7 x 7 tiles of 15 px, one-pixel borders
         assert grid.shape[:2] == (7 * 16 + 1, 7 * 16 + 1)
+        # Tile j is the j-th strongest map, all on the brightness scale of the whole layer.
+        for j, index in enumerate(answer["order"]):
+            r, c = divmod(j, 7)
+            tile = grid[1 + 16 * r : 16 + 16 * r, 1 + 16 * c : 16 + 16 * c, 0]
+            np.testing.assert_allclose(tile, maps[..., index - first] / maps.max() * 255, atol=1.5)
     status, answer = request(served.port, "POST", "/api/activations?layer=conv9", read(path))
     assert status == 400 and "no layer 'conv9'" in answer["error"]
 
@@ -203,6 +212,14 @@ def test_neighbours_find_the_twin_first_and_the_features_are_cached_by_file_list
 
     Gallery.load(served.views.predictor, gallery, tiny.model_dir, again)
     assert again.getvalue() == ""  # read from the cache, nothing computed
+    # One more image: another file list, computed afresh into a cache of its own.
+    changed = tmp_path / "changed"
+    shutil.copytree(gallery, changed)
+    write(str(changed / "more.jpg"), photo_bytes(seed=40))
+    fresh = io.StringIO()
+    assert len(Gallery.load(served.views.predictor, str(changed), tiny.model_dir, fresh).paths) == 9
+    assert "gallery: fc7 of 9/9 images" in fresh.getvalue()
+    assert len([f for f in os.listdir(tiny.model_dir) if f.startswith("gallery_fc7_")]) == 2
 
 
 def test_an_imported_caffe_model_classifies_as_predict_does_with_its_own_preprocessing(
@@ -231,15 +248,56 @@ def test_an_imported_caffe_model_classifies_as_predict_does_with_its_own_preproc
         server.stop()
 
 
+def test_a_towers_run_has_two_towers_and_predicts_numbers(tmp_path_factory, tmp_path, capsys):
+    towers = trained_run(tmp_path_factory, "towers")
+    path = write(str(tmp_path / "photo.jpg"), photo_bytes())
+    server = Served(towers.model_dir)
+    try:
+        status, answer = request(server.port, "POST", "/api/classify", read(path))
+        assert status == 200, answer
+        assert page_top(answer["ten_crops"]) == predict_top(capsys, towers.model_dir, path, 10)
+        status, answer = request(server.port, "GET", "/api/filters")
+        assert len(answer["blocks"]) == 2
+    finally:
+        server.stop()
+
+
+def test_an_imported_torchvision_model_is_one_tower_with_its_own_preprocessing(tmp_path, capsys):
+    torch = pytest.importorskip("torch", reason=TORCH_MISSING)
+    from test_pretrained import TORCH_SIZE, random_torchvision_net
+
+    torch.save(random_torchvision_net().state_dict(), tmp_path / "alexnet.pth")
+    out = str(tmp_path / "run")
+    argv = [str(tmp_path / "alexnet.pth"), "--output", out, "--image_size", str(TORCH_SIZE)]
+    assert import_weights.main([*argv, "--nosaved_model"]) == 0
+    capsys.readouterr()
+    path = write(str(tmp_path / "photo.png"), png_bytes(pattern(180, 200, seed=3)))
+    server = Served(out)
+    try:
+        status, info = request(server.port, "GET", "/api/info")
+        assert info["preprocessing"] == "torchvision"
+        assert info["layers"] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+        status, answer = request(server.port, "POST", "/api/classify", read(path))
+        assert status == 200, answer
+        assert page_top(answer["centre"]) == predict_top(capsys, out, path, 1)
+        assert page_top(answer["ten_crops"]) == predict_top(capsys, out, path, 10)
+        status, answer = request(server.port, "GET", "/api/filters")
+        assert [b["title"] for b in answer["blocks"]] == ["one tower: 64 kernels (maps 0-63)"]
+        status, answer = request(server.port, "POST", "/api/activations?layer=conv2", read(path))
+        assert status == 200 and answer["maps"] == 192
+    finally:
+        server.stop()
+
+
 # --- bad input: one message each, and the server goes on ---------------------------------
 
 
-def leftovers():
-    return {n for n in os.listdir(tempfile.gettempdir()) if n.startswith("alexnet_app_")}
-
-
-def test_bad_inputs_are_one_message_each_and_a_good_request_works_after_them(served, tmp_path):
-    before = leftovers()
+def test_bad_inputs_are_one_message_each_and_a_good_request_works_after_them(
+    served, tmp_path, monkeypatch
+):
+    scratch = tmp_path / "scratch"  # the uploads' temporary folders go here, and go
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     port = served.port
     status, answer = request(port, "POST", "/api/classify", b"GIF? no: plain text\n" * 10)
     assert status == 400 and answer["error"].startswith("not a JPEG or PNG image")
@@ -263,7 +321,7 @@ def test_bad_inputs_are_one_message_each_and_a_good_request_works_after_them(ser
     assert status == 400 and "truncated JPEG" in answer["error"]
     status, answer = request(port, "POST", "/api/classify", photo_bytes())
     assert status == 200 and len(answer["centre"]) == 3  # tiny run: 3 classes
-    assert leftovers() == before  # the uploads' temporary folders are gone
+    assert os.listdir(scratch) == []  # the uploads' temporary folders are gone
 
 
 def test_the_command_says_one_line_for_a_missing_run_folder(tmp_path, capsys):
