@@ -65,6 +65,7 @@ def gallery(tmp_path_factory):
         write(str(root / "sub" / f"g{i}.jpg"), photo_bytes(seed=20 + i))
     write(str(root / "twin.png"), png_bytes(pattern(60, 80, seed=5)))  # the query's pixels
     (root / "notes.txt").write_text("not an image")
+    (root / "broken.jpg").write_text("not a JPEG either")  # left out, named on the console
     return str(root)
 
 
@@ -104,6 +105,15 @@ def test_a_huge_png_is_refused_from_its_header_and_a_text_file_is_not_an_image()
         uploads.check_upload(huge_png())
     with pytest.raises(UserError, match="not a JPEG or PNG"):
         uploads.check_upload(b"hello, world\n")
+    # 7,500 x 7,000: under the limit a side, over 50 million pixels (the header is enough).
+    header = (
+        uploads.PNG_SIGNATURE + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 7500, 7000)
+    )
+    with pytest.raises(UserError, match="7500x7000 pixels"):
+        uploads.check_upload(header + b"\x08\x02\x00\x00\x00")
+    assert uploads.check_upload(
+        header.replace(struct.pack(">II", 7500, 7000), struct.pack(">II", 8000, 6000))
+    )
 
 
 # --- the views against independent references -------------------------------------------
@@ -192,7 +202,7 @@ def test_filters_are_conv1s_kernels_in_two_tower_blocks(served):
 
 
 def test_neighbours_find_the_twin_first_and_the_features_are_cached_by_file_list(
-    served, tiny, gallery, tmp_path
+    served, tiny, gallery, tmp_path, caplog
 ):
     assert "gallery: fc7 of 8/8 images" in served.progress
     path = write(str(tmp_path / "photo.png"), png_bytes(pattern(60, 80, seed=5)))
@@ -219,6 +229,7 @@ def test_neighbours_find_the_twin_first_and_the_features_are_cached_by_file_list
     fresh = io.StringIO()
     assert len(Gallery.load(served.views.predictor, str(changed), tiny.model_dir, fresh).paths) == 9
     assert "gallery: fc7 of 9/9 images" in fresh.getvalue()
+    assert f"gallery: left out {changed / 'broken.jpg'} is not a readable image" in caplog.text
     assert len([f for f in os.listdir(tiny.model_dir) if f.startswith("gallery_fc7_")]) == 2
 
 
@@ -244,6 +255,13 @@ def test_an_imported_caffe_model_classifies_as_predict_does_with_its_own_preproc
         status, answer = request(server.port, "POST", "/api/activations?layer=conv5%20tower%20B",
                                  read(path))  # fmt: skip
         assert status == 200 and answer["maps"] == 128
+        # The crops are shown in RGB although the model takes BGR: a red photo stays red.
+        red = pattern(60, 80, seed=1)
+        red[..., 0], red[..., 2] = 230, 20
+        status, answer = request(server.port, "POST", "/api/classify", png_bytes(red))
+        for url in answer["crops"]:
+            crop = decoded(url).astype(float)
+            assert crop[..., 0].mean() > crop[..., 2].mean() + 100
     finally:
         server.stop()
 
@@ -325,6 +343,9 @@ def test_bad_inputs_are_one_message_each_and_a_good_request_works_after_them(
 
 
 def test_the_command_says_one_line_for_a_missing_run_folder(tmp_path, capsys):
+    assert app_main(["--help"]) == 0
+    flags_help = capsys.readouterr().out
+    assert "(default: '8080')" in flags_help and "(default: '127.0.0.1')" in flags_help
     assert app_main(["--model_dir", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err == f"error: --model_dir {tmp_path / 'nope'} does not exist\n"
     assert app_main(["--model_dir", str(tmp_path), "--gallery", str(tmp_path / "g")]) == 2
