@@ -32,6 +32,7 @@ class Gallery:
         self.root = root  # the gallery's real path
         self.paths = paths  # under root, "/"-separated, sorted
         self.feats = feats  # float32 (N, 4096)
+        self._listed = set(paths)
 
     @classmethod
     def load(cls, predictor, folder, model_dir, stream=None):
@@ -77,15 +78,9 @@ class Gallery:
         out of the folder)."""
         path = os.path.realpath(os.path.join(self.root, rel))
         inside = path.startswith(self.root + os.sep)
-        if not inside or os.path.relpath(path, self.root).replace(os.sep, "/") not in self._set:
+        if not inside or os.path.relpath(path, self.root).replace(os.sep, "/") not in self._listed:
             raise UserError(f"{rel} is not an image of the gallery")
         return path
-
-    @property
-    def _set(self):
-        if not hasattr(self, "_paths_set"):
-            self._paths_set = set(self.paths)
-        return self._paths_set
 
 
 def list_images(root):
