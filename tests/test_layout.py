@@ -36,6 +36,7 @@ TOP = {
     "train",
     "evaluate",
     "export",
+    "app",
 }
 MAX_LINES = 400
 

@@ -72,6 +72,7 @@ def test_the_wheel_holds_the_package_and_its_commands_print_its_version(installe
         "alexnet-predict",
         "alexnet-import-weights",
         "alexnet-export",
+        "alexnet-app",
     ):
         assert name in names
     for name in ("alexnet-train", "alexnet-evaluate", "alexnet-predict", "alexnet-export"):
@@ -86,6 +87,7 @@ def test_the_wheel_holds_the_package_and_its_commands_print_its_version(installe
     site = bin_dir.parent
     tops = {n for n in os.listdir(site) if not n.endswith(".dist-info") and n != "bin"}
     assert tops == {"alexnet_tf"}, tops
+    assert (site / "alexnet_tf" / "app" / "page.html").is_file()  # what alexnet-app serves
     # Its dependencies are requirements.txt's pins, the test extra requirements-test.txt's
     # and the export extra requirements-export.txt's.
     (metadata,) = glob.glob(str(site / "alexnet_tf-*.dist-info" / "METADATA"))
