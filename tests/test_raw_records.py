@@ -19,6 +19,7 @@ from imagefiles import image_folder
 from PIL import Image
 
 from alexnet_tf import prepare as prepare_command
+from alexnet_tf.bench import __main__ as bench
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import image_ops, pipeline, records, statistics
 from alexnet_tf.data.layouts import load_source
@@ -236,3 +237,13 @@ def test_a_wrong_format_is_one_line_and_exit_2(tmp_path):
     with pytest.raises(UserError, match="--format 'png'"):
         records.prepare(DataConfig(data_dir=str(tmp_path)), str(tmp_path / "o"), image_format="png")
     assert "--format" in prepare_command.__doc__
+
+
+def test_bench_input_reads_raw_shards(data, capsys):
+    _, _, raw, *_ = data
+    flags = ["--data_dir", raw, "--image_size", "67", "--resize", "76", "--json"]  # upscaled
+    timing = ["--batch_size", "4", "--batches", "2", "--warmup", "1", "--windows", "1"]
+    assert bench.main(["input", *flags, *timing]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["image_format"], result["images"]) == ("raw", 4 + 3)  # 11: 4, 4, 3
+    assert result["images_per_sec"] > 0 and result["plain_images_per_sec"] > 0
