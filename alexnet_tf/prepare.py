@@ -19,9 +19,9 @@ Then train with `--data_dir OUT` (detected as TFRecord) or `--dataset tfrecord`.
 
 `--format raw` stores each square as its R*R*3 uint8 RGB pixels instead of a JPEG (in the
 same records and keys; `dataset_info.json` says "image_format": "raw"): training slices
-its crop with no decoding, for about 15x the disk (196.8 KB an image at 256: 252 GB for
-ILSVRC-2012's 1.28 M train images). Before writing, prepare prints what raw shards of
-the images found take. docs/DATA.md says when each format pays.
+its crop with no decoding, for several times the disk (196.9 KB an image at 256 with
+its keys: 252 GB for ILSVRC-2012's 1.28 M train images). Before writing, prepare prints
+what raw shards of the images it found take. docs/DATA.md says when each format pays.
 """
 
 import sys
@@ -58,7 +58,7 @@ def define_flags(fv):
         "jpeg",
         list(IMAGE_FORMATS),
         "How each square is stored: jpeg (small, decoded every epoch) or raw (its uint8 RGB "
-        "pixels, R*R*3 bytes: nothing to decode, about 15x the disk).",
+        "pixels, R*R*3 bytes: nothing to decode, several times the disk).",
         flag_values=fv,
     )
 

@@ -220,6 +220,21 @@ def test_prepare_prints_the_disk_size_the_raw_shards_take(data):
     per_image = records.raw_record_bytes(256)
     assert 256 * 256 * 3 < per_image < 256 * 256 * 3 + 400
     assert round(per_image * 1_281_167 / 1e9) == 252
+    # What docs/DATA.md and the prepare docstring say, from the same arithmetic.
+    with open(os.path.join(ROOT, "docs", "DATA.md"), encoding="utf-8") as f:
+        doc = f.read()
+    assert f"{per_image / 1e3:.1f} KB with its keys" in doc
+    assert f"{per_image * 50_000 / 1e9:.1f} GB" in doc and "252 GB" in doc
+    rates = {
+        1_000: f"{per_image * 1e3 / 1e6:.0f} MB/s",
+        10_000: f"{per_image * 1e4 / 1e9:.2f} GB/s",
+    }
+    rates[20_000] = f"{per_image * 2e4 / 1e9:.2f} GB/s"
+    for rate, read in rates.items():
+        assert f"| {rate:,} | {read} |" in doc
+    low, high = (round(per_image * n / 1e6) for n in (2_000, 4_000))
+    assert f"{low}-{high} MB/s" in doc
+    assert f"{per_image / 1e3:.1f} KB an image at 256" in prepare_command.__doc__
 
 
 def test_a_wrong_format_is_one_line_and_exit_2(tmp_path):
