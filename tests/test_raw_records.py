@@ -262,3 +262,17 @@ def test_bench_input_reads_raw_shards(data, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (result["image_format"], result["images"]) == ("raw", 4 + 3)  # 11: 4, 4, 3
     assert result["images_per_sec"] > 0 and result["plain_images_per_sec"] > 0
+
+
+@pytest.mark.parametrize(
+    "said", [{"image_format": "webp"}, {"image_format": "raw", "resize": None}]
+)
+def test_an_unknown_image_format_in_dataset_info_is_one_line(data, tmp_path, said):
+    cfg, _, raw, *_ = data
+    for name in os.listdir(raw):
+        with open(os.path.join(raw, name), "rb") as src, open(tmp_path / name, "wb") as dst:
+            dst.write(src.read())
+    info = json.loads((tmp_path / "dataset_info.json").read_text())
+    (tmp_path / "dataset_info.json").write_text(json.dumps({**info, **said}))
+    with pytest.raises(UserError, match="dataset_info.json: image_format .* is not jpeg, or raw"):
+        load_source(dataclasses.replace(cfg, data_dir=str(tmp_path)), "train")
