@@ -276,3 +276,24 @@ def test_an_unknown_image_format_in_dataset_info_is_one_line(data, tmp_path, sai
     (tmp_path / "dataset_info.json").write_text(json.dumps({**info, **said}))
     with pytest.raises(UserError, match="dataset_info.json: image_format .* is not jpeg, or raw"):
         load_source(dataclasses.replace(cfg, data_dir=str(tmp_path)), "train")
+
+
+def test_a_raw_record_holds_the_centre_square_row_by_row_in_rgb(tmp_path):
+    # PNG files whose shorter side is already R: prepare neither scales nor loses anything,
+    # so each record must be the centre R square of the file as PIL reads it.
+    rng = np.random.default_rng(1)
+    pictures = {}
+    for name in ("ant", "bee"):
+        for split in ("train", "val"):
+            pixels = rng.integers(0, 256, (R + 6, R, 3), dtype=np.uint8)  # taller than wide
+            folder = tmp_path / "d" / split / name
+            os.makedirs(folder)
+            Image.fromarray(pixels).save(folder / f"{name}.png")
+            pictures[split, name] = pixels[3 : 3 + R]
+    cfg = DataConfig(dataset="folder", data_dir=str(tmp_path / "d"), image_size=S, resize=R)
+    records.prepare(cfg, str(tmp_path / "raw"), image_format="raw", progress=None)
+    (example,) = read_records(str(tmp_path / "raw" / "validation-00000-of-00001"))[1:]
+    assert feature(example, "image/format") == b"RAW"
+    assert (feature(example, "image/height"), feature(example, "image/width")) == (R, R)
+    square = np.frombuffer(feature(example, "image/encoded"), np.uint8).reshape(R, R, 3)
+    np.testing.assert_array_equal(square, pictures["val", "bee"])
