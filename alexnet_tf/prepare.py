@@ -1,6 +1,7 @@
-"""Write the paper's 256x256 images into TFRecord shards once, so epochs decode small JPEGs.
+"""Write the paper's 256x256 images into TFRecord shards once, so epochs decode small JPEGs
+(or, with `--format raw`, decode nothing).
 
-    python -m alexnet_tf.prepare --data_dir DIR --output_dir OUT [--resize 256]
+    python -m alexnet_tf.prepare --data_dir DIR --output_dir OUT [--resize 256] [--format raw]
 
 `--resize` defaults to the paper's 256. To train at a smaller `--image_size S`, prepare
 with `--resize` S x 256/227, rounded (76 at 67): training's own default for that size.
@@ -15,6 +16,12 @@ and evaluation use; the paper's own preprocessing), re-encodes it as RGB JPEG
 `image/filename`, ...) plus `OUT/dataset_info.json` (class names, counts, label offset).
 Training files are written in a shuffled order so that every shard mixes the classes.
 Then train with `--data_dir OUT` (detected as TFRecord) or `--dataset tfrecord`.
+
+`--format raw` stores each square as its R*R*3 uint8 RGB pixels instead of a JPEG (in the
+same records and keys; `dataset_info.json` says "image_format": "raw"): training slices
+its crop with no decoding, for several times the disk (196.9 KB an image at 256 with
+its keys: 252 GB for ILSVRC-2012's 1.28 M train images). Before writing, prepare prints
+what raw shards of the images it found take. docs/DATA.md says when each format pays.
 """
 
 import sys
@@ -22,7 +29,7 @@ import sys
 from absl import flags
 
 from alexnet_tf.cli import app, configs, options
-from alexnet_tf.data.records import prepare
+from alexnet_tf.data.records import IMAGE_FORMATS, prepare
 from alexnet_tf.errors import UserError
 
 # The data flags prepare reads: which images, how the bad ones are handled, the size.
@@ -46,6 +53,14 @@ def define_flags(fv):
     flags.DEFINE_integer(
         "quality", 95, "JPEG quality of the shards.", flag_values=fv, lower_bound=1, upper_bound=100
     )
+    flags.DEFINE_enum(
+        "format",
+        "jpeg",
+        list(IMAGE_FORMATS),
+        "How each square is stored: jpeg (small, decoded every epoch) or raw (its uint8 RGB "
+        "pixels, R*R*3 bytes: nothing to decode, several times the disk).",
+        flag_values=fv,
+    )
 
 
 def run(fv, args):
@@ -55,7 +70,13 @@ def run(fv, args):
     if not fv.output_dir:
         raise UserError("prepare needs --output_dir (where the shards go)")
     cfg = configs.data_config(fv)
-    info = prepare(cfg, fv.output_dir, images_per_shard=fv.images_per_shard, quality=fv.quality)
+    info = prepare(
+        cfg,
+        fv.output_dir,
+        images_per_shard=fv.images_per_shard,
+        quality=fv.quality,
+        image_format=fv.format,
+    )
     print(f"wrote {info['num_examples']} images to {fv.output_dir}")
     return 0
 

@@ -155,13 +155,35 @@ def test_every_image_is_scored_once_on_one_device_and_on_two(run, crops):
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
 
 
-def test_tfrecord_shards_are_scored_once_too(run, tmp_path):
+@pytest.mark.parametrize("image_format", ["jpeg", "raw"])
+def test_tfrecord_shards_are_scored_once_too(run, tmp_path, image_format):
     shards = str(tmp_path / "shards")
-    records.prepare(run.config.data, shards, images_per_shard=2, progress=io.StringIO())
+    records.prepare(
+        run.config.data,
+        shards,
+        images_per_shard=2,
+        image_format=image_format,
+        progress=io.StringIO(),
+    )
     result, _ = evaluate(eval_config(run, shards, batch_size=4, strategy="mirrored"))
     assert result["dataset"] == "folder" and result["data"] == shards  # found the shards
     assert result["count"] == VAL_COUNT
     assert [c["count"] for c in result["per_class"].values()] == [VAL_PER_CLASS] * len(CLASSES)
+    if image_format == "raw":  # the command, 10 crops: the same scores
+        out = tmp_path / "eval.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "alexnet_tf.evaluate", "--model_dir", run.model_dir]
+            + ["--data_dir", shards, "--strategy", "one_device", "--output", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=ROOT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+        assert done.returncode == 0, done.stderr
+        scored = json.loads(out.read_text())
+        assert (scored["count"], scored["crops"]) == (VAL_COUNT, 10)
+        assert scored["loss"] == pytest.approx(result["loss"], rel=1e-5)
 
 
 def test_an_image_that_fails_to_decode_while_scoring_is_not_silently_dropped(run, tmp_path):

@@ -216,14 +216,16 @@ def test_stats_cached_and_reused(data):
         prepare_inputs(cfg, str(tmp / "elsewhere"), training=False)
 
 
-def test_prepared_tfrecords_read_like_the_folder(data):
+@pytest.mark.parametrize("image_format", ["jpeg", "raw"])
+def test_prepared_tfrecords_read_like_the_folder(data, image_format):
     cfg, inputs, _, tmp = data
-    out = str(tmp / "shards")
-    info = records.prepare(cfg, out, images_per_shard=4, progress=None)
+    out = str(tmp / f"shards_{image_format}")
+    info = records.prepare(cfg, out, images_per_shard=4, image_format=image_format, progress=None)
     assert info["num_examples"] == {"train": 11, "val": 6}
     auto = dataclasses.replace(cfg, data_dir=out)  # dataset "folder" detects the shards
     train, val = load_source(auto, "train"), load_source(auto, "val")
     assert (train.kind, train.num_examples, len(train.paths)) == ("records", 11, 3)
+    assert train.image_format == {"jpeg": "encoded", "raw": "raw"}[image_format]
     assert train.class_names == inputs.train.class_names
     _, labels = batches(auto, val, inputs.stats, training=False)
     np.testing.assert_array_equal(np.concatenate(labels), inputs.val.labels)  # offset 1 undone

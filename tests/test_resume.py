@@ -20,6 +20,7 @@ from imagefiles import image_folder
 from runcompare import assert_same_run
 
 from alexnet_tf.config import CHECKPOINT_DIR, Config, DataConfig, TrainConfig
+from alexnet_tf.data import records
 from alexnet_tf.training import loop
 
 STEPS, EPOCHS = 3, 2
@@ -29,6 +30,15 @@ STEPS, EPOCHS = 3, 2
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     return image_folder(root, ("ant", "bee", "cat"), size=(40, 52), splits={"train": 8, "val": 3})
+
+
+@pytest.fixture(scope="module")
+def raw_dir(data_dir, tmp_path_factory):
+    """The same images as raw-pixel shards (`prepare --format raw`) at the runs' resize."""
+    out = str(tmp_path_factory.mktemp("raw") / "shards")
+    cfg = config(data_dir, "unused", "one_device").data
+    records.prepare(cfg, out, images_per_shard=6, image_format="raw", progress=None)
+    return out
 
 
 @pytest.fixture(autouse=True)
@@ -85,11 +95,11 @@ _WHOLE = {}
 
 def whole_run(data_dir, tmp_path_factory, strategy):
     """The run that never stops, with a checkpoint at every step (once per strategy)."""
-    if strategy not in _WHOLE:
+    if (data_dir, strategy) not in _WHOLE:
         model_dir = tmp_path_factory.mktemp(f"whole_{strategy}") / "run"
         loop.train_and_evaluate(config(data_dir, model_dir, strategy))
-        _WHOLE[strategy] = model_dir
-    return _WHOLE[strategy]
+        _WHOLE[data_dir, strategy] = model_dir
+    return _WHOLE[data_dir, strategy]
 
 
 @pytest.mark.parametrize("strategy", ["one_device", "mirrored", "towers"])
@@ -100,6 +110,15 @@ def test_a_run_resumed_mid_epoch_equals_the_run_that_never_stopped(
     step = STEPS + 1  # one step into the second epoch
     resumed = killed_after(whole, step, tmp_path / "resumed")
     loop.train_and_evaluate(config(data_dir, resumed, strategy))
+    assert_same_run(whole, resumed, EPOCHS)
+
+
+def test_a_run_on_raw_shards_resumed_mid_epoch_on_two_replicas_equals_the_whole(
+    raw_dir, tmp_path, tmp_path_factory
+):
+    whole = whole_run(raw_dir, tmp_path_factory, "mirrored")
+    resumed = killed_after(whole, STEPS + 1, tmp_path / "resumed")
+    loop.train_and_evaluate(config(raw_dir, resumed, "mirrored"))
     assert_same_run(whole, resumed, EPOCHS)
 
 

@@ -63,6 +63,8 @@ def plain_dataset(source, size, resize, batch_size, epoch):
     """The peer: read, decode, shorter side to `resize`, a random `size` crop; nothing else.
 
     Same files in the same order as our epoch. Bilinear resize, float32 out (as ours).
+    Raw shards (`prepare --format raw`): the pixels reshaped, resized only if stored at
+    another size than `resize`.
     """
     import numpy as np
     import tensorflow as tf
@@ -70,10 +72,18 @@ def plain_dataset(source, size, resize, batch_size, epoch):
     from alexnet_tf.data import pipeline
 
     def crop(contents, index):
-        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-        shape = tf.cast(tf.shape(image)[:2], tf.float32)
-        new = tf.cast(tf.round(shape * resize / tf.reduce_min(shape)), tf.int32)
-        image = tf.image.resize(image, tf.maximum(new, resize))
+        if source.raw_side == resize:
+            image = tf.reshape(tf.io.decode_raw(contents, tf.uint8), [resize, resize, 3])
+        else:
+            if source.raw_side:
+                image = tf.reshape(
+                    tf.io.decode_raw(contents, tf.uint8), [source.raw_side] * 2 + [3]
+                )
+            else:
+                image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+            shape = tf.cast(tf.shape(image)[:2], tf.float32)
+            new = tf.cast(tf.round(shape * resize / tf.reduce_min(shape)), tf.int32)
+            image = tf.image.resize(image, tf.maximum(new, resize))
         seed = tf.stack([tf.cast(epoch, tf.int64), index])
         return tf.image.stateless_random_crop(image, [size, size, 3], seed=seed)
 
@@ -165,6 +175,7 @@ def run(args, _):
         image_size=cfg.image_size,
         resize=cfg.resize,
         source=f"{source.kind} {source.root} ({source.num_examples} images)",
+        image_format=source.image_format,
         fused_crop=cfg.fused_crop,
         antialias_below=cfg.antialias_below,
         mean=cfg.mean,

@@ -202,6 +202,35 @@ def decode_window(contents, resize, size, offset):
     return window
 
 
+def raw_decode(contents, side):
+    """A raw record (`prepare --format raw`): `side` x `side` RGB pixels, row by row, one
+    byte each, no header -> uint8 (side, side, 3). Bytes of any other length fail
+    (InvalidArgumentError) as an undecodable JPEG does, so the pipeline drops and names it."""
+    return tf.reshape(tf.io.decode_raw(contents, tf.uint8), [side, side, 3])
+
+
+def raw_window(contents, side, resize, size, offset):
+    """`decode_window` of a raw `side` square: the part of it that `crop(resize square,
+    offset, size)` shows, sliced with no decoding at all -> uint8 (h, w, 3); the crop
+    itself (h = w = size) when the square was stored at `resize`."""
+    image = raw_decode(contents, side)
+    if side == resize:
+        return crop(image, offset, size)
+    window = source_window([side, side], resize, size, offset)
+    return tf.slice(image, [window[0], window[1], 0], [window[2], window[3], 3])
+
+
+def decoders(raw_side=None):
+    """(decode, decode_window) for encoded images (`raw_side` None) or for raw squares of
+    side `raw_side` (`raw_decode`, `raw_window`): what `transforms` composes."""
+    if raw_side is None:
+        return decode, decode_window
+    return (
+        lambda contents: raw_decode(contents, raw_side),
+        lambda contents, resize, size, offset: raw_window(contents, raw_side, resize, size, offset),
+    )
+
+
 # ------------------------------------------------------------------- colour and scaling
 
 

@@ -228,10 +228,11 @@ def record_source(data_dir, split, label_offset=1):
         count = int(info["num_examples"][split])
         label_offset = int(info.get("label_offset", label_offset))
         resize = info.get("resize")
+        image_format = _image_format(info_path, info, resize)
     else:
         classes = tuple(f"class_{i:04d}" for i in range(1000))
         count = _cached_count(data_dir, split, files)
-        resize = None
+        resize, image_format = None, "encoded"
     return Source(
         kind="records",
         split=split,
@@ -242,6 +243,20 @@ def record_source(data_dir, split, label_offset=1):
         num_examples=count,
         label_offset=label_offset,
         resize=resize,
+        image_format=image_format,
+    )
+
+
+def _image_format(info_path, info, resize):
+    """The `Source.image_format` of prepared shards: "jpeg" (or none said) is "encoded"."""
+    image_format = info.get("image_format", "jpeg")
+    if image_format == "jpeg":
+        return "encoded"
+    if image_format == "raw" and isinstance(resize, int) and resize > 0:
+        return "raw"
+    raise UserError(
+        f"{info_path}: image_format {image_format!r} at resize {resize!r} is not jpeg, or raw "
+        "with a size"
     )
 
 

@@ -86,9 +86,9 @@ def build_dataset(
         names = _RecordNames(source, f"pipeline {pipeline}, epoch {epoch}", skip)
     examples = examples.skip(skip)  # before reading or decoding
     if training:
-        fn = train_transform(cfg, stats, epoch)
+        fn = train_transform(cfg, stats, epoch, raw_side=source.raw_side)
     else:
-        fn = eval_transform(cfg, stats, crops)
+        fn = eval_transform(cfg, stats, crops, raw_side=source.raw_side)
     read = tf.io.read_file if source.kind == "files" else tf.identity
     # Safety net for a file the pre-check passed but TF cannot decode: left out, named.
     dataset = map_or_drop(

@@ -1,4 +1,8 @@
-"""TFRecord shards of the paper's 256x256 images: `prepare` (`python -m alexnet_tf.prepare`)."""
+"""TFRecord shards of the paper's 256x256 images: `prepare` (`python -m alexnet_tf.prepare`).
+
+Each record is a `tf.train.Example` with the inception/TF-Slim keys; its `image/encoded`
+holds the square as JPEG, or (`image_format="raw"`) as its R*R*3 uint8 RGB pixels.
+"""
 
 import json
 import logging
@@ -15,21 +19,39 @@ from alexnet_tf.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def prepare(cfg, output_dir, *, images_per_shard=1024, quality=95, progress=sys.stderr):
-    """Write both splits of `cfg`'s data as TFRecord shards under `output_dir`."""
+IMAGE_FORMATS = ("jpeg", "raw")
+
+
+def prepare(
+    cfg,
+    output_dir,
+    *,
+    images_per_shard=1024,
+    quality=95,
+    image_format="jpeg",
+    progress=sys.stderr,
+):
+    """Write both splits of `cfg`'s data as TFRecord shards under `output_dir`, the images
+    as JPEG or (`image_format` "raw") as pixels; prints the size raw shards take first."""
     from alexnet_tf.data import file_check, layouts
 
+    if image_format not in IMAGE_FORMATS:
+        raise UserError(f"--format {image_format!r} is not one of {', '.join(IMAGE_FORMATS)}")
     os.makedirs(output_dir, exist_ok=True)
     if os.path.isfile(os.path.join(output_dir, INFO_FILE)):
         raise UserError(f"--output_dir {output_dir} already holds prepared data ({INFO_FILE})")
-    counts, class_names = {}, None
+    sources = {}
     for split in ("train", "val"):
         source = layouts.load_source(cfg, split)
         if source.kind != "files":
             raise UserError(f"--dataset {cfg.dataset}: prepare reads image files, not records")
-        source = file_check.drop_bad_files(
+        sources[split] = file_check.drop_bad_files(
             source, output_dir, mode=cfg.check_files, max_bad_fraction=cfg.max_bad_fraction
         )
+    if progress:
+        print(disk_size_line(sources, cfg.resize, image_format), file=progress, flush=True)
+    counts, class_names = {}, None
+    for split, source in sources.items():
         class_names = source.class_names
         order = np.arange(source.num_examples)
         if split == "train":
@@ -43,11 +65,13 @@ def prepare(cfg, output_dir, *, images_per_shard=1024, quality=95, progress=sys.
             images_per_shard,
             quality,
             progress,
+            image_format,
         )
     info = {
         "format": "alexnet_tf.prepare/1",
         "source": cfg.data_dir,
         "resize": cfg.resize,
+        "image_format": image_format,
         "label_offset": 1,
         "class_names": list(class_names),
         "num_examples": counts,
@@ -57,7 +81,36 @@ def prepare(cfg, output_dir, *, images_per_shard=1024, quality=95, progress=sys.
     return info
 
 
-def write_shards(source, order, prefix, resize, images_per_shard, quality, progress):
+def raw_record_bytes(resize, name_length=28):
+    """Bytes a raw image takes in a shard: R*R*3 pixels plus its record's keys and framing
+    (measured on one record; `name_length`: a file name like ILSVRC-2012's)."""
+    record = _example(b"\0" * (resize * resize * 3), 0, ["n" * 9], "x" * name_length, resize, "raw")
+    return len(record) + 16  # TFRecord framing: length, its CRC, the data's CRC
+
+
+def disk_size_line(sources, resize, image_format):
+    """What the shards of `sources` ({split: Source}) will take, as one line."""
+    counts = {split: source.num_examples for split, source in sources.items()}
+    per_image = raw_record_bytes(resize)
+    total = sum(counts.values()) * per_image
+    what = ", ".join(f"{n} {split}" for split, n in counts.items())
+    raw = f"{_size(per_image)} an image, {_size(total)} in all"
+    if image_format == "raw":
+        return f"prepare: {what} images as raw {resize}x{resize} pixels: {raw}"
+    return f"prepare: {what} images as JPEG (as raw pixels they would take {raw})"
+
+
+def _size(num_bytes):
+    """`num_bytes` in decimal units, 4 significant digits or more: '196.9 KB', '252.3 GB'."""
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if num_bytes >= scale:
+            return f"{num_bytes / scale:.1f} {unit}"
+    return f"{num_bytes} bytes"
+
+
+def write_shards(
+    source, order, prefix, resize, images_per_shard, quality, progress, image_format="jpeg"
+):
     """Encode `source`'s files in `order` into `prefix-XXXXX-of-YYYYY`; returns the count."""
     import tensorflow as tf
 
@@ -69,6 +122,8 @@ def write_shards(source, order, prefix, resize, images_per_shard, quality, progr
         image = image_ops.resize_shorter(image_ops.decode(tf.io.read_file(path)), resize)
         image = image_ops.center_crop(image, resize)
         image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        if image_format == "raw":
+            return image  # its bytes, row by row (`image_ops.raw_decode` reads them)
         return tf.io.encode_jpeg(image, quality=quality)
 
     encoded = tf.data.Dataset.from_tensor_slices(paths).map(
@@ -77,13 +132,14 @@ def write_shards(source, order, prefix, resize, images_per_shard, quality, progr
     num_shards = max(1, math.ceil(len(paths) / images_per_shard))
     per_shard = math.ceil(len(paths) / num_shards)
     start, written, writer = time.time(), 0, None
-    for i, jpeg in enumerate(encoded.prefetch(64).as_numpy_iterator()):
+    for i, data in enumerate(encoded.prefetch(64).as_numpy_iterator()):
         if i % per_shard == 0:
             if writer:
                 writer.close()
             name = f"{prefix}{i // per_shard:05d}-of-{num_shards:05d}"
             writer = tf.io.TFRecordWriter(name)
-        writer.write(_example(jpeg, labels[i], source.class_names, paths[i], resize))
+        data = data.tobytes() if image_format == "raw" else data
+        writer.write(_example(data, labels[i], source.class_names, paths[i], resize, image_format))
         written += 1
         if progress and (written % 500 == 0 or written == len(paths)):
             rate = written / max(time.time() - start, 1e-6)
@@ -100,7 +156,7 @@ def write_shards(source, order, prefix, resize, images_per_shard, quality, progr
     return written
 
 
-def _example(jpeg, label, class_names, path, resize):
+def _example(data, label, class_names, path, resize, image_format="jpeg"):
     import tensorflow as tf
 
     def b(value):
@@ -110,8 +166,8 @@ def _example(jpeg, label, class_names, path, resize):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
 
     features = {
-        "image/encoded": b(jpeg),
-        "image/format": b(b"JPEG"),
+        "image/encoded": b(data),
+        "image/format": b(image_format.upper().encode()),
         "image/colorspace": b(b"RGB"),
         "image/channels": i(3),
         "image/height": i(resize),

@@ -15,6 +15,8 @@ class Source:
     kind "files": `paths` are image files and `labels` their class indices (int32).
     kind "records": `paths` are TFRecord files; each record holds the encoded image under
     `image_key` and the label under `label_key`; class index = label - `label_offset`.
+    `image_format` "raw": each record's image is `resize` x `resize` x 3 uint8 pixels with
+    no encoding (`prepare --format raw`); "encoded": a JPEG, PNG... file's bytes.
     """
 
     kind: str  # files | records
@@ -29,6 +31,12 @@ class Source:
     label_offset: int = 0
     resize: int | None = None  # records prepared at this size, if known
     report_dir: str | None = None  # where bad_files_<split>.json goes (file_check)
+    image_format: str = "encoded"  # encoded | raw
+
+    @property
+    def raw_side(self):
+        """The side of a raw record's square; None when the images are encoded."""
+        return self.resize if self.image_format == "raw" else None
 
     @property
     def num_classes(self):

@@ -125,8 +125,10 @@ def compute_stats(
 
     from alexnet_tf.data import image_ops, pipeline
 
+    decode = image_ops.decoders(source.raw_side)[0]
+
     def view(contents):
-        image = image_ops.resize_shorter(image_ops.decode(contents), resize)
+        image = image_ops.resize_shorter(decode(contents), resize)
         return image_ops.center_crop(image, resize)  # (R, R, 3) float32
 
     images, planned = pipeline.decoded_images(

@@ -34,10 +34,11 @@ def _model_order(image, cfg):
     raise UserError(f"channel order {cfg.channel_order!r} is not one of rgb, bgr")
 
 
-def train_transform(cfg, stats, epoch):
+def train_transform(cfg, stats, epoch, raw_side=None):
     """`fn(contents, index)` -> one augmented, normalised training image (S, S, 3).
 
-    `contents` are the encoded bytes, `index` the example's index (keys its randomness).
+    `contents` are the encoded bytes (`raw_side`: a raw square's pixels, `image_ops.decoders`),
+    `index` the example's index (keys its randomness).
     The paper's steps composed from `image_ops` with as few ops per image as give the
     same values bit for bit (tf.data runs every op of this once per image, and each op
     costs microseconds of overhead on top of its work): the epoch's half of the key drawn
@@ -46,6 +47,7 @@ def train_transform(cfg, stats, epoch):
     the plain composition (`example_key`, `crop` then `flip`, `light_and_normalize`).
     """
     size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
+    decode, decode_window = image_ops.decoders(raw_side)
     pca = _pca_constants(cfg)
     epoch_part = image_ops.epoch_key_part(cfg.seed, epoch)
     mean = stats.mean(cfg.mean)
@@ -60,10 +62,10 @@ def train_transform(cfg, stats, epoch):
         offset = image_ops.random_offset(key_crop, resize, size)
         mirror = image_ops.random_flip(key_flip)
         if cfg.fused_crop:  # flip the small uint8 window, then scale it
-            window = image_ops.decode_window(contents, resize, size, offset)
+            window = decode_window(contents, resize, size, offset)
             image = image_ops.resize_to(image_ops.flip(window, mirror), size, antialias)
         else:
-            image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+            image = image_ops.resize_shorter(decode(contents), resize, antialias)
             image = image_ops.crop(image_ops.center_crop(image, resize), offset, size)
             image = image_ops.flip(image, mirror)
         shift = image_ops.pca_shift(key_light, cfg.pca_std, *pca)
@@ -76,16 +78,18 @@ def train_transform(cfg, stats, epoch):
     return fn
 
 
-def eval_transform(cfg, stats, crops=1):
+def eval_transform(cfg, stats, crops=1, raw_side=None):
     """`fn(contents, index)` -> the centre crop (S, S, 3) or the 10 crops (10, S, S, 3).
 
     Deterministic (`index` is ignored); also what an exported serving graph maps over
-    encoded images, so serving preprocesses exactly as evaluation does. With
+    encoded images, so serving preprocesses exactly as evaluation does (`raw_side`: raw
+    squares, as `train_transform`). With
     `cfg.eval_preprocessing` "caffe" or "torchvision": `publisher_eval_transform`.
     """
     if cfg.eval_preprocessing != "ours":
-        return publisher_eval_transform(cfg, stats, crops)
+        return publisher_eval_transform(cfg, stats, crops, raw_side)
     size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
+    decode, decode_window = image_ops.decoders(raw_side)
     scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
     if crops == 1:
         mean = tf.constant(stats.center_mean(cfg.mean, size), tf.float32)
@@ -94,10 +98,10 @@ def eval_transform(cfg, stats, crops=1):
         def center(contents, index):
             del index
             if cfg.fused_crop:
-                window = image_ops.decode_window(contents, resize, size, offset)
+                window = decode_window(contents, resize, size, offset)
                 image = image_ops.resize_to(window, size, antialias)
             else:
-                image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+                image = image_ops.resize_shorter(decode(contents), resize, antialias)
                 image = image_ops.center_crop(image_ops.center_crop(image, resize), size)
             image = _model_order(image_ops.normalize(image, mean, scale), cfg)
             return tf.ensure_shape(image, [size, size, 3])
@@ -110,7 +114,7 @@ def eval_transform(cfg, stats, crops=1):
 
     def ten(contents, index):
         del index
-        image = image_ops.resize_shorter(image_ops.decode(contents), resize, antialias)
+        image = image_ops.resize_shorter(decode(contents), resize, antialias)
         image = image_ops.ten_crops(image_ops.center_crop(image, resize), size)
         image = _model_order(image_ops.normalize(image, mean, scale), cfg)
         return tf.ensure_shape(image, [10, size, size, 3])
@@ -118,7 +122,7 @@ def eval_transform(cfg, stats, crops=1):
     return ten
 
 
-def publisher_eval_transform(cfg, stats, crops=1):
+def publisher_eval_transform(cfg, stats, crops=1, raw_side=None):
     """`eval_transform` as the weights' publisher scored them (`publisher_ops`): the
     centre crop (S, S, 3) or the 10 crops (10, S, S, 3) of Caffe's `cfg.resize` square
     warp or of torchvision's shorter side scaled to `cfg.resize`, then the run's
@@ -138,7 +142,10 @@ def publisher_eval_transform(cfg, stats, crops=1):
 
     def fn(contents, index):
         del index
-        image = publisher_ops.decode_accurate(contents)
+        if raw_side is None:
+            image = publisher_ops.decode_accurate(contents)
+        else:
+            image = image_ops.raw_decode(contents, raw_side)
         if family == "caffe":
             image = publisher_ops.warp(image, resize)
             image = (
