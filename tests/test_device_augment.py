@@ -95,6 +95,20 @@ def test_the_host_hands_over_uint8_crops_and_indices(exact_data):
     np.testing.assert_array_equal(seen, order)  # the file indices, in the epoch's order
 
 
+@pytest.mark.parametrize("crops", [1, 10])
+def test_evaluation_stays_on_the_host(exact_data, crops):
+    cfg, inputs = exact_data
+    kw = {"training": False, "batch_size": 4, "stats": inputs.stats, "crops": crops}
+    host = list(pipeline.build_dataset(cfg, inputs.val, **kw))
+    device = list(
+        pipeline.build_dataset(dataclasses.replace(cfg, augment_on="device"), inputs.val, **kw)
+    )
+    assert len(device) == len(host) == 1
+    (x, _), (want, _) = device[0], host[0]
+    assert x.dtype == tf.float32 and x.shape == (2, *([10] if crops == 10 else []), S, S, 3)
+    np.testing.assert_array_equal(x, want)
+
+
 def test_the_draws_are_each_examples_own_keys_draws():
     # Reference: the per-example key as image_ops composes it (two fold-ins), split in 3.
     seed, epoch, index = 11, 4, np.array([0, 7, 123456789, 3], np.int64)

@@ -117,6 +117,7 @@ def test_a_device_augmented_run_resumes_exactly_and_pictures_what_the_net_saw(
     resumed = killed_after(whole, STEPS + 1, tmp_path / "resumed")
     loop.train_and_evaluate(config(data_dir, resumed, "mirrored", augment_on="device"))
     assert_same_run(whole, resumed, EPOCHS)
+    assert json.loads((whole / "run.json").read_text())["data"]["augment_on"] == "device"
     # The inputs grid shows the device's augmentation: the host run's picture of the same
     # crops, up to the half grey level of the uint8 handover (40x52 files are resized)
     # and the picture's own rounding to 8 bits.
