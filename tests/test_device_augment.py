@@ -13,11 +13,14 @@ import tensorflow as tf
 from augment_places import host_and_device, max_difference
 from imagefiles import image_folder
 
+from alexnet_tf import build_alexnet
 from alexnet_tf.config import DataConfig
 from alexnet_tf.data import device_augment, image_ops, pipeline
 from alexnet_tf.data.inputs import prepare_inputs
 from alexnet_tf.distribute.strategies import make_placement
 from alexnet_tf.errors import UserError
+from alexnet_tf.model.optimizer import PaperSGD
+from alexnet_tf.training.steps import make_train_step
 
 S, R = 67, 76
 EXACT = 1e-4  # float rounding of the normalised values (a few units in the last place)
@@ -107,6 +110,32 @@ def test_evaluation_stays_on_the_host(exact_data, crops):
     (x, _), (want, _) = device[0], host[0]
     assert x.dtype == tf.float32 and x.shape == (2, *([10] if crops == 10 else []), S, S, 3)
     np.testing.assert_array_equal(x, want)
+
+
+def test_a_step_compiled_by_xla_trains_on_the_same_draws(exact_data):
+    # XLA's stateless random ops draw other numbers from a key than TF's kernels: the
+    # draws must come from outside the compiled part, as the host's crop offsets do.
+    cfg, inputs = exact_data
+    cfg = dataclasses.replace(cfg, augment_on="device")
+    batches = pipeline.build_dataset(
+        cfg, inputs.train, training=True, batch_size=4, stats=inputs.stats, epoch=1
+    )
+    images, labels = next(iter(batches))
+    augment = device_augment.make_augment(cfg, inputs.stats)
+    kernels = {}
+    for jit in (False, True):
+        model = build_alexnet(2, S, seed=0, dropout=0.0)
+        optimizer = PaperSGD(learning_rate=0.01)
+        optimizer.build(model.trainable_variables)
+        step = make_train_step(
+            model, optimizer, tf.distribute.get_strategy(), 4, jit_compile=jit, augment=augment
+        )
+        step(images, labels, tf.constant(1, tf.int64))
+        kernels[jit] = model.get_layer("conv1").get_weights()[0]  # its update sees the input
+    change = np.abs(
+        kernels[False] - build_alexnet(2, S, seed=0).get_layer("conv1").get_weights()[0]
+    )
+    np.testing.assert_allclose(kernels[True], kernels[False], rtol=0, atol=1e-3 * change.max())
 
 
 def test_the_draws_are_each_examples_own_keys_draws():

@@ -104,24 +104,46 @@ def apply_draws(images, mirror, shift, mean, scale):
 
 
 def make_augment(cfg, stats):
-    """`augment(images, index, epoch)` -> the model's input float32 (B, S, S, 3) from the
-    host's uint8 crops (`transforms.train_crop_transform`) and the examples' indices:
-    equal, to float rounding, to `train_transform`'s images of the same examples."""
-    size, resize = cfg.image_size, cfg.resize
-    pca = transforms.pca_constants(cfg)
-    scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
-    mean = stats.mean(cfg.mean)
-    if cfg.mean == "pixel":
-        mean = np.stack([mean, mean[:, ::-1]])  # (2, R, R, 3): as is and mirrored
-    mean = tf.constant(mean, tf.float32)
-    transforms.model_order(tf.zeros([3]), cfg)  # an unknown channel order fails here
+    """An `Augment` of `cfg`: `augment(crops, index, epoch)` -> the model's input float32
+    (B, S, S, 3) from the host's uint8 crops (`transforms.train_crop_transform`) and the
+    examples' indices: equal, to float rounding, to `train_transform`'s images of the
+    same examples."""
+    return Augment(cfg, stats)
 
-    def augment(images, index, epoch):
-        offsets, mirror, shift = example_draws(
-            cfg.seed, epoch, index, resize, size, cfg.pca_std, pca
-        )
-        crops = mean_crops(mean, offsets, mirror, size) if mean.shape.rank == 4 else mean
-        images = apply_draws(images, mirror, shift, crops, scale)
-        return tf.ensure_shape(transforms.model_order(images, cfg), [None, size, size, 3])
 
-    return augment
+class Augment:
+    """The device's augmentation in two parts: `draws(index, epoch)`, the examples'
+    stateless draws, and `apply(crops, draws)`, the batched per-pixel work.
+
+    A step compiled by XLA (`--jit_compile`) must take the draws from outside its
+    compiled part: XLA's stateless random ops draw other numbers from the same key
+    than TF's kernels, on which the host's crop offsets were drawn (`training.steps`).
+    """
+
+    def __init__(self, cfg, stats):
+        self.cfg, self.size = cfg, cfg.image_size
+        self.pca = transforms.pca_constants(cfg)
+        self.scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
+        mean = stats.mean(cfg.mean)
+        if cfg.mean == "pixel":
+            mean = np.stack([mean, mean[:, ::-1]])  # (2, R, R, 3): as is and mirrored
+        self.mean = tf.constant(mean, tf.float32)
+        transforms.model_order(tf.zeros([3]), cfg)  # an unknown channel order fails here
+
+    def draws(self, index, epoch):
+        """(offsets, mirror, shift) of the examples `index` in `epoch` (`example_draws`)."""
+        cfg = self.cfg
+        return example_draws(cfg.seed, epoch, index, cfg.resize, self.size, cfg.pca_std, self.pca)
+
+    def apply(self, crops, draws):
+        """The model's input from the uint8 `crops` and their `draws`."""
+        offsets, mirror, shift = draws
+        mean = self.mean
+        if mean.shape.rank == 4:
+            mean = mean_crops(mean, offsets, mirror, self.size)
+        images = apply_draws(crops, mirror, shift, mean, self.scale)
+        images = transforms.model_order(images, self.cfg)
+        return tf.ensure_shape(images, [None, self.size, self.size, 3])
+
+    def __call__(self, crops, index, epoch):
+        return self.apply(crops, self.draws(index, epoch))

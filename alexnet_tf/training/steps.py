@@ -47,7 +47,8 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
 
     With `augment` (`--augment_on device`) it is `tf.function(images, labels, epoch)`:
     `images` are the host's `(uint8 crops, indices)`, augmented on each replica's device
-    before the model (`model_input`); `epoch` an int64 scalar tensor.
+    before the model (`Augment.draws`, then `Augment.apply`, which XLA compiles with
+    the rest under `jit_compile`); `epoch` an int64 scalar tensor.
 
     `loss` is the global batch's mean cross-entropy (without weight decay, which
     the optimizer applies); `top1`/`top5` are hit counts. Gradients come from
@@ -57,8 +58,10 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
     """
     variables = model.trainable_variables
 
-    def replica_step(images, labels, epoch=None):
-        logits = model(model_input(images, epoch, augment), training=True)
+    def replica_step(images, labels):
+        if augment is not None:  # the host's (uint8 crops, their draws): see replica_run
+            images = augment.apply(*images)
+        logits = model(images, training=True)
         loss_sum, top1, top5 = loss_and_hits(logits, labels)
         loss = loss_sum / global_batch_size
         grads = tf.gradients(optimizer.scale_loss(loss), variables)
@@ -70,9 +73,15 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
     if jit_compile:
         replica_step = tf.function(replica_step, jit_compile=True)
 
+    def replica_run(images, labels, epoch=None):
+        if augment is not None:  # drawn outside XLA: its stateless draws are not TF's
+            crops, index = images
+            images = (crops, augment.draws(index, epoch))
+        return replica_step(images, labels)
+
     @tf.function
     def train_step(images, labels, epoch=None):
-        per_replica = strategy.run(replica_step, args=(images, labels, epoch))
+        per_replica = strategy.run(replica_run, args=(images, labels, epoch))
         return {k: strategy.reduce(_SUM, v, axis=None) for k, v in per_replica.items()}
 
     return train_step
