@@ -20,7 +20,7 @@ from alexnet_tf.data.inputs import prepare_inputs
 from alexnet_tf.distribute.strategies import make_placement
 from alexnet_tf.errors import UserError
 from alexnet_tf.model.optimizer import PaperSGD
-from alexnet_tf.training.steps import make_train_step
+from alexnet_tf.training.steps import make_input_step, make_train_step
 
 S, R = 67, 76
 EXACT = 1e-4  # float rounding of the normalised values (a few units in the last place)
@@ -136,6 +136,27 @@ def test_a_step_compiled_by_xla_trains_on_the_same_draws(exact_data):
         kernels[False] - build_alexnet(2, S, seed=0).get_layer("conv1").get_weights()[0]
     )
     np.testing.assert_allclose(kernels[True], kernels[False], rtol=0, atol=1e-3 * change.max())
+
+
+def test_the_draws_run_on_the_cpu_and_the_pixels_on_the_replicas_device(exact_data):
+    # TF may pick another stateless generator on another device: the draws stay on the
+    # CPU whose kernels drew the host's crops; the per-pixel ops follow the replica.
+    cfg, inputs = exact_data
+    cfg = dataclasses.replace(cfg, augment_on="device")
+    strategy = make_placement("mirrored").strategy
+    step = make_input_step(strategy, device_augment.make_augment(cfg, inputs.stats))
+    batch = pipeline.build_dataset(
+        cfg, inputs.train, training=True, batch_size=4, stats=inputs.stats
+    )
+    images, _ = next(iter(strategy.experimental_distribute_dataset(batch)))
+    graph = step.get_concrete_function(images, tf.constant(0, tf.int64)).graph
+    placed = {
+        (op.type, op.name.startswith("replica_1/")): op.device for op in graph.get_operations()
+    }
+    for replica, device in ((False, "CPU:0"), (True, "CPU:1")):
+        assert placed["StatelessWhile", replica].endswith("/device:CPU:0")  # the draws
+        assert placed["GatherV2", replica].endswith(f"/device:{device}")  # the mean crops
+        assert placed["ReverseV2", replica].endswith(f"/device:{device}")  # the flip
 
 
 def test_the_draws_are_each_examples_own_keys_draws():

@@ -12,9 +12,10 @@ them (`example_draws`), so an example's augmentation is the same wherever it run
 resumed run replays it exactly.
 
 The key draws are one small loop over the batch's examples (`tf.map_fn`, a few scalar
-ops each, no pixels): TF's stateless random ops take one key at a time and have no
-vectorised form (`tf.vectorized_map` refuses `StatelessRandomGetKeyCounter`). Every
-per-pixel op is one batched op.
+ops each, no pixels), on the CPU (`Augment`): TF's stateless random ops take one key at
+a time and have no vectorised form (`tf.vectorized_map` refuses
+`StatelessRandomGetKeyCounter`). Every per-pixel op is one batched op on the replica's
+device.
 """
 
 import numpy as np
@@ -115,9 +116,12 @@ class Augment:
     """The device's augmentation in two parts: `draws(index, epoch)`, the examples'
     stateless draws, and `apply(crops, draws)`, the batched per-pixel work.
 
-    A step compiled by XLA (`--jit_compile`) must take the draws from outside its
-    compiled part: XLA's stateless random ops draw other numbers from the same key
-    than TF's kernels, on which the host's crop offsets were drawn (`training.steps`).
+    The draws run on the CPU, with the kernels that drew the host's crop offsets: TF's
+    stateless random ops pick their generator per device ("auto_select": "running the
+    same TF program on different devices may result in different random numbers"), and
+    XLA's draw other numbers from the same key, so a step compiled by XLA
+    (`--jit_compile`) takes them from outside its compiled part (`training.steps`).
+    They are a few scalars per example; the pixels stay on the replica's device.
     """
 
     def __init__(self, cfg, stats):
@@ -133,7 +137,10 @@ class Augment:
     def draws(self, index, epoch):
         """(offsets, mirror, shift) of the examples `index` in `epoch` (`example_draws`)."""
         cfg = self.cfg
-        return example_draws(cfg.seed, epoch, index, cfg.resize, self.size, cfg.pca_std, self.pca)
+        with tf.device("/CPU:0"):  # the host's generator, whatever the replica's device
+            return example_draws(
+                cfg.seed, epoch, index, cfg.resize, self.size, cfg.pca_std, self.pca
+            )
 
     def apply(self, crops, draws):
         """The model's input from the uint8 `crops` and their `draws`."""
