@@ -8,8 +8,9 @@ What runs where. The trainer plans the epoch as the local pipeline does: the fil
 order keyed by (seed, epoch) (`pipeline.epoch_order`), its shard of them under
 multi_worker (`pipeline.shard_order`), cut into per-replica batches. It sends that plan
 and the preprocessing graph (`transforms.train_transform`, the same function the local
-pipeline maps) to the dispatcher; the workers read the files (so they must see the data
-at the same paths), decode, augment and batch, and send whole batches back.
+pipeline maps; with `--augment_on device` its host half, `train_crop_transform`) to the
+dispatcher; the workers read the files (so they must see the data at the same paths),
+decode, augment (or only crop) and batch, and send whole batches back.
 
 Sharding: `ShardingPolicy.DYNAMIC` over the plan's batch numbers, one batch a split. The
 dispatcher hands each split to one worker, so every planned batch, hence every image of
