@@ -76,10 +76,10 @@ class Run:
         self.global_step = int(optimizer.iterations.numpy())
         self.saved_step = self.global_step if self.checkpoints.latest else None
         # --augment_on device: the step augments the host's uint8 crops (device_augment).
+        place = device_augment.resolve(cfg.data.augment_on)
+        log.info("training augmentation on the %s (--augment_on %s)", place, cfg.data.augment_on)
         self.augment = (
-            device_augment.make_augment(cfg.data, inputs.stats)
-            if device_augment.on_device(cfg.data)
-            else None
+            device_augment.make_augment(cfg.data, inputs.stats) if place == "device" else None
         )
         self.train_step = make_train_step(
             self.model,
