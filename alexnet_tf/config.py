@@ -33,6 +33,10 @@ class DataConfig:
     # Resizes shrinking below this factor are antialiased (as PIL); above it plain bilinear
     # (as Caffe's OpenCV), twice as fast. 1.0: always antialias; 0: never.
     antialias_below: float = 0.5
+    # Where training's flip, lighting, mean and scaling run: "host" (tf.data, per image),
+    # "device" (batched, in the training step: data/device_augment.py) or "auto" (the
+    # device when there is a GPU). The crop is decoded on the host either way.
+    augment_on: str = "auto"
     # The channel order the model takes: "rgb", or "bgr" for models imported from Caffe
     # (the mean and scale above stay in RGB order; the channels are reversed last).
     channel_order: str = "rgb"

@@ -235,6 +235,29 @@ def a_resumed_run_equals_the_run_that_never_stopped():
         np.testing.assert_array_equal(a, b)
 
 
+@check
+def device_augmentation_feeds_the_host_paths_input():
+    """--augment_on device under mirrored_towers: each replica's model input equals the
+    host path's (test_device_augment.py checks the other strategies)."""
+    import pathlib
+
+    from augment_places import host_and_device, max_difference
+    from imagefiles import image_folder
+
+    from alexnet_tf.config import DataConfig
+    from alexnet_tf.data.inputs import prepare_inputs
+
+    out = pathlib.Path(sys.argv[1]) / "augment"
+    # Files at --resize: the uint8 crops are handed over exactly.
+    root = image_folder(out / "d", ("ant", "bee"), splits={"train": 4, "val": 1}, size=(76, 90))
+    cfg = DataConfig(dataset="folder", data_dir=root, image_size=SIZE, resize=76, seed=3)
+    inputs = prepare_inputs(cfg, str(out / "run"))
+    placement = make_placement("mirrored_towers")
+    host, device = host_and_device(placement.strategy, cfg, inputs.train, inputs.stats)
+    assert len(host) == 2 and len(host[0]) == 2, [len(s) for s in host]  # 2 steps, 2 replicas
+    assert max_difference(host, device) < 1e-4
+
+
 def conv1_grids_per_tower(run):
     """TensorBoard's last conv1 grid of each tower shows that tower's 48 filters of the
     final model, each scaled to [0, 1] on its own (a NumPy reference of the grid)."""

@@ -23,7 +23,7 @@ S, R = 15, 20  # 15: not a power of two, so resizes by in/S round (see IMAGES)
 def reference_transform(cfg, stats, epoch):
     """The per-image training transform as first written: one image_ops step at a time."""
     size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
-    pca = transforms._pca_constants(cfg)
+    pca = transforms.pca_constants(cfg)
     mean = tf.constant(stats.mean(cfg.mean), tf.float32)
     scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
     pixel_mean = cfg.mean == "pixel"

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import tensorflow as tf
 from absl import flags as flags_lib
 from imagefiles import image_folder
 
@@ -29,11 +30,12 @@ def step_calls(monkeypatch):
         def make_recorded(*args, **kwargs):
             step = make(*args, **kwargs)
 
-            def call(images, labels):
+            def call(images, labels, *epoch):  # epoch: with --augment_on device
                 start = time.perf_counter()
-                result = step(images, labels)
+                result = step(images, labels, *epoch)
                 float(result["count"])  # the step has run
-                calls.append((int(images.shape[0]), start, time.perf_counter()))
+                count = int(tf.nest.flatten(images)[0].shape[0])
+                calls.append((count, start, time.perf_counter()))
                 return result
 
             return call
@@ -124,6 +126,42 @@ def test_bench_input_times_the_plain_map_beside_ours(tmp_path, capsys):
         result["images_per_sec"] / result["plain_images_per_sec"], rel=0.01
     )
     assert result["cpu_model"] and "cpu_features" in result and result["cores_usable"] >= 1
+
+
+def test_bench_input_on_device_times_the_host_part_beside_the_plain_uint8_map(tmp_path, capsys):
+    root = image_folder(tmp_path / "d", per_class=4, size=(70, 80))
+    flags = ["--data_dir", root, "--batch_size", "2", "--image_size", "67", "--resize", "72"]
+    timing = ["--warmup", "1", "--batches", "2", "--windows", "1", "--json"]
+    assert bench.main(["input", *flags, *timing, "--augment_on", "device"]) == 0
+    result = last_json(capsys)
+    assert result["augment_on"] == "device" and result["images"] == 4
+    assert result["images_per_cpu_sec"] > 0 and result["plain_images_per_cpu_sec"] > 0
+    assert result["vs_plain"] == pytest.approx(
+        result["images_per_sec"] / result["plain_images_per_sec"], rel=0.01
+    )
+
+
+def test_bench_e2e_on_device_augments_in_the_step(tmp_path, capsys, step_calls):
+    root = image_folder(tmp_path / "d", per_class=4, size=(70, 80))
+    flags = ["--data_dir", root, "--batch_size", "2", "--image_size", "67", "--resize", "72"]
+    timing = ["--warmup", "1", "--steps", "2", "--windows", "1", "--json"]
+    assert bench.main(["e2e", *flags, *timing, "--augment_on", "device"]) == 0
+    result = last_json(capsys)
+    assert result["augment_on"] == "device"
+    assert [n for n, _, _ in step_calls] == [2] * 6  # the steps took (uint8 crops, indices)
+    assert_rate_of(result["in_memory_images_per_sec"], step_calls[4:6])
+
+
+def test_bench_train_reports_the_device_augmentation_as_a_fraction_of_the_step(capsys):
+    flags = ["--batch_size", "2", "--image_size", "67", "--num_classes", "5", "--no_baseline"]
+    timing = ["--warmup", "1", "--steps", "2", "--windows", "1", "--json"]
+    assert bench.main(["train", *flags, *timing]) == 0
+    result = last_json(capsys)
+    step_ms = 1000 * result["batch_size"] / result["images_per_sec"]
+    assert result["device_augment_ms"] > 0
+    assert result["device_augment_fraction_of_step"] == pytest.approx(
+        result["device_augment_ms"] / step_ms, rel=0.02, abs=2e-4
+    )
 
 
 def test_machine_names_the_cpu_and_the_instruction_sets_that_matter(tmp_path):

@@ -104,6 +104,29 @@ def test_an_epoch_through_the_service_is_the_local_epoch(cluster, data):
     assert sorted(sizes) == sorted(local_sizes) == [3, 4, 4]
 
 
+def test_device_augmentation_gets_the_local_uint8_crops_through_the_service(cluster, data):
+    address = cluster[0]
+    cfg, inputs, indexed, _ = data
+    cfg = dataclasses.replace(cfg, augment_on="device")
+    kw = {"batch_size": 4, "stats": inputs.stats, "epoch": 2}
+
+    def crops(dataset):  # {example index: uint8 crop}; the labels are the indices here
+        out = {}
+        for (images, index), labels in dataset:
+            assert images.dtype == tf.uint8 and images.shape[1:] == (S, S, 3)
+            np.testing.assert_array_equal(index, labels)
+            out.update(zip(index.numpy().tolist(), images.numpy(), strict=True))
+        return out
+
+    local = crops(pipeline.build_dataset(cfg, indexed, training=True, **kw))
+    remote = run_with_timeout(
+        lambda: crops(service.service_dataset(cfg, indexed, address=address, **kw))
+    )
+    assert sorted(remote) == sorted(local) == list(range(11))
+    for index, image in local.items():
+        np.testing.assert_array_equal(remote[index], image)
+
+
 def test_a_resumed_epoch_is_the_plans_tail(cluster, data):
     address = cluster[0]
     cfg, inputs, indexed, _ = data

@@ -165,8 +165,16 @@ def test_help_of_a_command_lists_its_flags_and_exits_0(capsys, command):
         (["evaluate.py"], ["--batch_sise", "4"], "'batch_sise'"),
         (["-m", "alexnet_tf.predict"], ["x.jpg", "--top", "abc"], "--top=abc"),
         (["-m", "alexnet_tf.bench", "input"], ["--batch_sise", "4"], "'batch_sise'"),
+        (["train.py"], ["--augment_on", "gpu"], "--augment_on=gpu"),
     ],
-    ids=["train-bad-int", "train-bad-enum", "evaluate-unknown", "predict-bad-int", "bench-unknown"],
+    ids=[
+        "train-bad-int",
+        "train-bad-enum",
+        "evaluate-unknown",
+        "predict-bad-int",
+        "bench-unknown",
+        "train-bad-augment-place",
+    ],
 )
 def test_an_entry_point_reports_a_flag_mistake_in_one_line_with_status_2(
     command, flags_given, names
@@ -192,3 +200,10 @@ def test_train_py_takes_the_pooling_and_groups_ablations_and_refuses_other_value
     for flag, value in (("--pool_size", "4"), ("--groups", "3")):
         with pytest.raises(UserError, match=f"{flag} {value} is not"):
             configs.train_config(train_flags("--data_dir", str(tmp_path), flag, value))
+
+
+def test_train_py_takes_the_augmentations_place_and_defaults_to_auto(tmp_path):
+    cfg = configs.train_config(train_flags("--data_dir", str(tmp_path)))
+    assert cfg.data.augment_on == "auto"
+    cfg = configs.train_config(train_flags("--data_dir", str(tmp_path), "--augment_on", "device"))
+    assert cfg.data.augment_on == "device"

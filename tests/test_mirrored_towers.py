@@ -51,6 +51,7 @@ def four_devices(tmp_path_factory):
         "evaluation_scores_every_image_once",
         "mixed_precision_trains_and_sends_tower_b_weights_in_16_bits",
         "a_resumed_run_equals_the_run_that_never_stopped",
+        "device_augmentation_feeds_the_host_paths_input",
     ],
 )
 def test_on_four_devices(four_devices, check):

@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 from imagefiles import image_folder
 from runcompare import assert_same_run
+from test_summaries import event_image
 
 from alexnet_tf.config import CHECKPOINT_DIR, Config, DataConfig, TrainConfig
 from alexnet_tf.data import records
@@ -47,10 +48,15 @@ def _float32_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
-def config(data_dir, model_dir, strategy, epochs=EPOCHS):
+def config(data_dir, model_dir, strategy, epochs=EPOCHS, augment_on="auto"):
     return Config(
         data=DataConfig(
-            dataset="folder", data_dir=data_dir, image_size=67, resize=76, stats_images=0
+            dataset="folder",
+            data_dir=data_dir,
+            image_size=67,
+            resize=76,
+            stats_images=0,
+            augment_on=augment_on,
         ),
         train=TrainConfig(
             model_dir=str(model_dir),
@@ -93,13 +99,15 @@ def killed_after(whole, step, copy):
 _WHOLE = {}
 
 
-def whole_run(data_dir, tmp_path_factory, strategy):
-    """The run that never stops, with a checkpoint at every step (once per strategy)."""
-    if (data_dir, strategy) not in _WHOLE:
-        model_dir = tmp_path_factory.mktemp(f"whole_{strategy}") / "run"
-        loop.train_and_evaluate(config(data_dir, model_dir, strategy))
-        _WHOLE[data_dir, strategy] = model_dir
-    return _WHOLE[data_dir, strategy]
+def whole_run(data_dir, tmp_path_factory, strategy, augment_on="auto"):
+    """The run that never stops, with a checkpoint at every step (once per data, strategy
+    and augmentation place)."""
+    key = (data_dir, strategy, augment_on)
+    if key not in _WHOLE:
+        model_dir = tmp_path_factory.mktemp(f"whole_{strategy}_{augment_on}") / "run"
+        loop.train_and_evaluate(config(data_dir, model_dir, strategy, augment_on=augment_on))
+        _WHOLE[key] = model_dir
+    return _WHOLE[key]
 
 
 @pytest.mark.parametrize("strategy", ["one_device", "mirrored", "towers"])
@@ -120,6 +128,23 @@ def test_a_run_on_raw_shards_resumed_mid_epoch_on_two_replicas_equals_the_whole(
     resumed = killed_after(whole, STEPS + 1, tmp_path / "resumed")
     loop.train_and_evaluate(config(raw_dir, resumed, "mirrored"))
     assert_same_run(whole, resumed, EPOCHS)
+
+
+def test_a_device_augmented_run_resumes_exactly_and_pictures_what_the_net_saw(
+    data_dir, tmp_path, tmp_path_factory
+):
+    whole = whole_run(data_dir, tmp_path_factory, "mirrored", augment_on="device")
+    resumed = killed_after(whole, STEPS + 1, tmp_path / "resumed")
+    loop.train_and_evaluate(config(data_dir, resumed, "mirrored", augment_on="device"))
+    assert_same_run(whole, resumed, EPOCHS)
+    assert json.loads((whole / "run.json").read_text())["data"]["augment_on"] == "device"
+    # The inputs grid shows the device's augmentation: the host run's picture of the same
+    # crops, up to the half grey level of the uint8 handover (40x52 files are resized)
+    # and the picture's own rounding to 8 bits.
+    host = whole_run(data_dir, tmp_path_factory, "mirrored")
+    seen, expected = (event_image(run / "train", "inputs").astype(int) for run in (whole, host))
+    assert seen.shape == expected.shape == (69, 545, 3)  # 2 crops of 67 (replica 0), 8 columns
+    assert np.abs(seen - expected).max() <= 1
 
 
 def test_extending_a_finished_run_with_more_epochs_equals_the_longer_run(

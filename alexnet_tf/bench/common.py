@@ -47,14 +47,19 @@ def report(result, as_json):
 
 
 def training_batches(cfg, batch_size, full_only=False):
-    """`(source, batches)`: cfg's train split (bad files left out) and an endless iterator
+    """`(source, stats, batches)`: cfg's train split (bad files left out), its input
+    statistics and an endless iterator
     of its training batches, epoch after epoch, as `pipeline.build_dataset` makes
     them (input statistics from a small sample: the benches time the work, not the
     numbers). `full_only` skips each epoch's last partial batch, as training does."""
     source, stats = training_source(cfg)
-    return source, epochs(
-        lambda epoch: training_dataset(cfg, source, stats, batch_size, epoch),
-        only_size=batch_size if full_only else None,
+    return (
+        source,
+        stats,
+        epochs(
+            lambda epoch: training_dataset(cfg, source, stats, batch_size, epoch),
+            only_size=batch_size if full_only else None,
+        ),
     )
 
 
@@ -84,7 +89,8 @@ def epochs(dataset_of_epoch, only_size=None):
     epoch = 0
     while True:
         for images, labels in torn_down_in_background(dataset_of_epoch(epoch)):
-            if only_size is None or images.shape[0] == only_size:
+            # images: (uint8 crops, indices) with --augment_on device
+            if only_size is None or labels.shape[0] == only_size:
                 yield images, labels
         epoch += 1
 

@@ -7,6 +7,8 @@ interleaved, the same step on one batch held in memory. The ratio e2e / in-memor
 says whether the input keeps up: 1.0 means training never waits for data. On a CPU
 the pipeline also takes cores from the step, so the ratio there includes that cost.
 `input_images_per_sec` times the batches alone, without the step, on a fresh stream.
+With `--augment_on device` the batches are the host's uint8 crops and the step augments
+them (`data.device_augment`), as training does.
 
 `--data_service grpc://HOST:PORT` takes the batches from a tf.data service instead
 (`data.service.service_dataset`, as `train.py --data_service` does); start its
@@ -24,7 +26,7 @@ from alexnet_tf.cli import options
 
 
 def define_flags(fv):
-    common.define_data_flags(fv, batch_size=32)
+    common.define_data_flags(fv, batch_size=32, only=(*common.DATA_FLAGS, "augment_on"))
     common.define_timing_flags(
         fv,
         warmup=3,
@@ -48,6 +50,7 @@ def run(args, _):
 
     from alexnet_tf import build_alexnet
     from alexnet_tf.config import TrainConfig
+    from alexnet_tf.data import device_augment
     from alexnet_tf.model.optimizer import make_optimizer
     from alexnet_tf.training.steps import make_train_step
 
@@ -58,22 +61,28 @@ def run(args, _):
             return service_batches(cfg, args.batch_size, args.data_service)
         return training_batches(cfg, args.batch_size, full_only=True)
 
-    source, stream = make_stream()
+    source, stats, stream = make_stream()
+    # --augment_on device: uint8 batches, augmented in the step (device_augment).
+    augment = device_augment.make_augment(cfg, stats) if device_augment.on_device(cfg) else None
+    # The draws of epoch 0 throughout (the stream does not say its epoch): the same work.
+    epoch = (tf.constant(0, tf.int64),) if augment else ()
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(f"mixed_{args.mixed_precision}")
     model = build_alexnet(source.num_classes, cfg.image_size, seed=0)
     # The training recipe's optimizer (loss scaling under float16), as train.py builds it.
     optimizer = make_optimizer(TrainConfig(mixed_precision=args.mixed_precision))
     optimizer.build(model.trainable_variables)
-    step = make_train_step(model, optimizer, tf.distribute.get_strategy(), args.batch_size)
+    step = make_train_step(
+        model, optimizer, tf.distribute.get_strategy(), args.batch_size, augment=augment
+    )
 
     held = next(stream)
 
     def fed():
-        return step(*next(stream))["loss"]
+        return step(*next(stream), *epoch)["loss"]
 
     def in_memory():
-        return step(*held)["loss"]
+        return step(*held, *epoch)["loss"]
 
     runs = {"e2e": fed, "in_memory": in_memory}
     for run in runs.values():
@@ -90,7 +99,7 @@ def run(args, _):
     rate = {name: args.steps * args.batch_size / statistics.median(t) for name, t in times.items()}
     # The input alone, on a fresh stream (nothing prefetched while a step ran): its
     # first batch, then steps x windows batches in a row.
-    _, stream = make_stream()
+    _, _, stream = make_stream()
     next(stream)
     start = time.perf_counter()
     for _ in range(args.steps * args.windows):
@@ -103,6 +112,7 @@ def run(args, _):
             "in_memory_images_per_sec": round(rate["in_memory"], 2),
             "input_images_per_sec": round(rate["input"], 2),
             "data_service": args.data_service,
+            "augment_on": "device" if augment else "host",
             "e2e_vs_in_memory": round(rate["e2e"] / rate["in_memory"], 3),
             "bottleneck": "input" if rate["e2e"] < 0.95 * rate["in_memory"] else "model",
             "batch_size": args.batch_size,
@@ -118,7 +128,8 @@ def run(args, _):
 
 
 def service_batches(cfg, batch_size, address):
-    """`(source, batches)` as `training_batches`, made by the tf.data service at `address`."""
+    """`(source, stats, batches)` as `training_batches`, made by the tf.data service at
+    `address`."""
     from alexnet_tf.bench.common import epochs, training_source
     from alexnet_tf.data.service import check_address, service_dataset
 
@@ -130,4 +141,4 @@ def service_batches(cfg, batch_size, address):
             cfg, source, address=address, batch_size=batch_size, stats=stats, epoch=e
         )
 
-    return source, epochs(epoch, only_size=batch_size)
+    return source, stats, epochs(epoch, only_size=batch_size)

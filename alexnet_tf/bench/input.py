@@ -12,6 +12,11 @@ runs at. A training run whose epoch is a few hundred images also restarts its pi
 at each epoch's end (a new iterator, and autotuning starting over), which costs it
 about 15 % at 300 images and nothing measurable at ImageNet's 1.28 M.
 
+With `--augment_on device` ours is the host's part only (read, decode, crop, uint8
+batches with the examples' indices: `transforms.train_crop_transform`), the plain map
+rounds its crops to uint8 too, and `vs_plain` compares the two; the device's part is
+timed by `bench train` (`device_augment_fraction_of_step`).
+
 The peer (`--peer`, on by default) is the plain map the issue tracker measures against:
 read, decode, resize the shorter side to `--resize`, a random `--image_size` crop, in a
 parallel map, batched and prefetched, with no augmentation or normalisation (what
@@ -40,7 +45,15 @@ from alexnet_tf.bench.common import (
 )
 
 # Its data flags: what the others read, and the preprocessing timed.
-DATA_FLAGS = (*common.DATA_FLAGS, "mean", "normalize", "pca_std", "fused_crop", "antialias_below")
+DATA_FLAGS = (
+    *common.DATA_FLAGS,
+    "mean",
+    "normalize",
+    "pca_std",
+    "fused_crop",
+    "antialias_below",
+    "augment_on",
+)
 
 
 def define_flags(fv):
@@ -59,12 +72,13 @@ def main(argv=None):
     return common.command(argv, "input", define_flags, run)
 
 
-def plain_dataset(source, size, resize, batch_size, epoch):
+def plain_dataset(source, size, resize, batch_size, epoch, uint8=False):
     """The peer: read, decode, shorter side to `resize`, a random `size` crop; nothing else.
 
-    Same files in the same order as our epoch. Bilinear resize, float32 out (as ours).
-    Raw shards (`prepare --format raw`): the pixels reshaped, resized only if stored at
-    another size than `resize`.
+    Same files in the same order as our epoch. Bilinear resize, float32 out (as ours);
+    with `uint8`, rounded to uint8 (as ours with --augment_on device). Raw shards
+    (`prepare --format raw`): the pixels reshaped, resized only if stored at another
+    size than `resize`.
     """
     import numpy as np
     import tensorflow as tf
@@ -85,7 +99,8 @@ def plain_dataset(source, size, resize, batch_size, epoch):
             new = tf.cast(tf.round(shape * resize / tf.reduce_min(shape)), tf.int32)
             image = tf.image.resize(image, tf.maximum(new, resize))
         seed = tf.stack([tf.cast(epoch, tf.int64), index])
-        return tf.image.stateless_random_crop(image, [size, size, 3], seed=seed)
+        image = tf.image.stateless_random_crop(image, [size, size, 3], seed=seed)
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8) if uint8 else image
 
     if source.kind == "files":
         order = pipeline.epoch_order(source.num_examples, 0, epoch)
@@ -107,20 +122,25 @@ def plain_dataset(source, size, resize, batch_size, epoch):
 
 def _window(stream_of, warmup, batches):
     """(images, seconds, CPU seconds) of `batches` batches of a fresh stream."""
+    import tensorflow as tf
+
     stream = stream_of()
     for _ in range(warmup):
         next(stream)
     images, start, cpu_start = 0, time.perf_counter(), cpu_seconds()
     for _ in range(batches):
-        batch, _ = next(stream)
-        images += int(batch.shape[0])
+        batch, _ = next(stream)  # --augment_on device: (uint8 crops, indices)
+        images += int(tf.nest.flatten(batch)[0].shape[0])
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
     stream.close()  # stops its iterator: nothing prefetches while the other one is timed
     return images, seconds, cpu
 
 
 def run(args, _):
+    from alexnet_tf.data import device_augment
+
     cfg = data_config(args)
+    device = device_augment.on_device(cfg)  # ours stops at the uint8 crop; so does plain
     source, stats = training_source(cfg)
     needed = (args.warmup + args.batches) * args.batch_size
     streams = {
@@ -132,7 +152,9 @@ def run(args, _):
     }
     if args.peer:
         streams["plain"] = lambda: chained_epochs(
-            lambda e: plain_dataset(source, cfg.image_size, cfg.resize, args.batch_size, e),
+            lambda e: plain_dataset(
+                source, cfg.image_size, cfg.resize, args.batch_size, e, uint8=device
+            ),
             needed,
             source.num_examples,
         )
@@ -176,6 +198,7 @@ def run(args, _):
         resize=cfg.resize,
         source=f"{source.kind} {source.root} ({source.num_examples} images)",
         image_format=source.image_format,
+        augment_on="device" if device else "host",
         fused_crop=cfg.fused_crop,
         antialias_below=cfg.antialias_below,
         mean=cfg.mean,

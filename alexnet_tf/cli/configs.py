@@ -82,6 +82,7 @@ def data_config(fv=FLAGS, *, demo_defaults=False, init=None, log_resize=True):
         shuffle_buffer=value("shuffle_buffer"),
         fused_crop=value("fused_crop"),
         antialias_below=value("antialias_below"),
+        augment_on=value("augment_on"),
         seed=value("seed"),
     )
     if cfg.resize < 1:

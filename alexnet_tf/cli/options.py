@@ -130,6 +130,14 @@ def _all_data_flags():
         "Antialias a resize that shrinks below this factor (1: always).",
         flag_values=fv,
     )
+    flags.DEFINE_enum(
+        "augment_on",
+        d.augment_on,
+        ["host", "device", "auto"],
+        "Training's flip, lighting, mean and scaling: in tf.data per image (host), or "
+        "batched in the training step (device). auto: device with a GPU, else host.",
+        flag_values=fv,
+    )
     flags.DEFINE_integer(
         "seed", d.seed, "Seed for initialisation, data order and augmentation.", flag_values=fv
     )

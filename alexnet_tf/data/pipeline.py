@@ -5,7 +5,9 @@
                        stats=inputs.stats, epoch=e, skip_batches=k, input_context=ctx)
 
 Batches are `(images, labels)`: float32 (B, S, S, 3) -- (B, 10, S, S, 3) with
-`crops=10` -- and int32 (B,). This module orders, shards, reads and batches; what is done
+`crops=10` -- and int32 (B,); training with `--augment_on device` yields
+`((crops uint8 (B, S, S, 3), example indices int64 (B,)), labels)`, augmented in the
+training step (`device_augment`). This module orders, shards, reads and batches; what is done
 to each image is `transforms`' (built on `image_ops`' pure functions):
 
 - Order: the files of a split are permuted per epoch from (seed, epoch) (records: the
@@ -31,8 +33,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.data import file_check
-from alexnet_tf.data.transforms import eval_transform, train_transform
+from alexnet_tf.data import device_augment, file_check
+from alexnet_tf.data.transforms import eval_transform, train_crop_transform, train_transform
 from alexnet_tf.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,9 @@ def build_dataset(
         pipeline = input_context.input_pipeline_id if input_context else 0
         names = _RecordNames(source, f"pipeline {pipeline}, epoch {epoch}", skip)
     examples = examples.skip(skip)  # before reading or decoding
-    if training:
+    if training and device_augment.on_device(cfg):  # uint8 crops and indices
+        fn = train_crop_transform(cfg, epoch, raw_side=source.raw_side)
+    elif training:
         fn = train_transform(cfg, stats, epoch, raw_side=source.raw_side)
     else:
         fn = eval_transform(cfg, stats, crops, raw_side=source.raw_side)

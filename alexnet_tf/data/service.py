@@ -8,8 +8,9 @@ What runs where. The trainer plans the epoch as the local pipeline does: the fil
 order keyed by (seed, epoch) (`pipeline.epoch_order`), its shard of them under
 multi_worker (`pipeline.shard_order`), cut into per-replica batches. It sends that plan
 and the preprocessing graph (`transforms.train_transform`, the same function the local
-pipeline maps) to the dispatcher; the workers read the files (so they must see the data
-at the same paths), decode, augment and batch, and send whole batches back.
+pipeline maps; with `--augment_on device` its host half, `train_crop_transform`) to the
+dispatcher; the workers read the files (so they must see the data at the same paths),
+decode, augment (or only crop) and batch, and send whole batches back.
 
 Sharding: `ShardingPolicy.DYNAMIC` over the plan's batch numbers, one batch a split. The
 dispatcher hands each split to one worker, so every planned batch, hence every image of
@@ -35,9 +36,9 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from alexnet_tf.data import file_check
+from alexnet_tf.data import device_augment, file_check
 from alexnet_tf.data.pipeline import epoch_order, shard_order
-from alexnet_tf.data.transforms import train_transform
+from alexnet_tf.data.transforms import train_crop_transform, train_transform
 from alexnet_tf.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -84,14 +85,20 @@ def planned_batches(source, batch_size, input_context=None):
     return math.ceil(math.ceil(source.num_examples / pipelines) / batch_size)
 
 
+def _image(out):
+    """The image of a transform's output (`train_crop_transform` adds the index)."""
+    return out[0] if isinstance(out, tuple) else out
+
+
 def service_dataset(
     cfg, source, *, address, batch_size, stats, epoch=0, skip_batches=0, input_context=None
 ):
     """One epoch of training batches made by the tf.data service at `address`.
 
     The same batches as `pipeline.build_dataset(cfg, source, training=True, ...)` (the
-    same images, augmentation and batch contents, the last one partial), in the order
-    the workers deliver them. A file a worker cannot decode is left out of its batch and
+    same images, augmentation and batch contents, the last one partial; with
+    `--augment_on device` the same uint8 crops and indices), in the order the workers
+    deliver them. A file a worker cannot decode is left out of its batch and
     named here, as the local pipeline does.
     """
     if source.kind != "files":
@@ -106,13 +113,14 @@ def service_dataset(
     paths = tf.constant(source.paths[order])
     labels = tf.constant(source.labels[order])
     index = tf.constant(order.astype(np.int64))
-    fn = train_transform(cfg, stats, epoch)
+    device = device_augment.on_device(cfg)  # uint8 crops, augmented in the step
+    fn = train_crop_transform(cfg, epoch) if device else train_transform(cfg, stats, epoch)
 
     def one_batch(k):  # runs on a worker: the plan's k-th batch, read and augmented
         part = slice(k * batch_size, (k + 1) * batch_size)
         files = tf.data.Dataset.from_tensor_slices((paths[part], labels[part], index[part]))
         images = files.map(
-            lambda path, label, i: (fn(tf.io.read_file(path), i), label, i),
+            lambda path, label, i: (_image(fn(tf.io.read_file(path), i)), label, i),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
@@ -143,6 +151,7 @@ def service_dataset(
         whole = tf.equal(tf.size(got, tf.int64), expected)
         ok = tf.cond(whole, lambda: True, lambda: tf.py_function(report, [got, k], tf.bool))
         with tf.control_dependencies([ok]):
-            return tf.identity(images), labels
+            images = tf.identity(images)
+        return ((images, got) if device else images), labels
 
     return batches.map(checked).prefetch(tf.data.AUTOTUNE)

@@ -13,7 +13,8 @@ from alexnet_tf.data import image_ops, publisher_ops
 from alexnet_tf.errors import UserError
 
 
-def _pca_constants(cfg):
+def pca_constants(cfg):
+    """The PCA lighting's (eigenvalues, eigenvectors): `cfg.pca_file`'s, else the paper's."""
     if not cfg.pca_file:
         return image_ops.PCA_EIGVAL, image_ops.PCA_EIGVEC
     try:
@@ -24,7 +25,7 @@ def _pca_constants(cfg):
         raise UserError(f"--pca_file {cfg.pca_file} is not a data_stats JSON: {error}") from None
 
 
-def _model_order(image, cfg):
+def model_order(image, cfg):
     """`image` (..., 3), normalised in RGB order, in the channel order the model takes
     (`cfg.channel_order`: a model imported from Caffe takes BGR)."""
     if cfg.channel_order == "rgb":
@@ -48,7 +49,7 @@ def train_transform(cfg, stats, epoch, raw_side=None):
     """
     size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
     decode, decode_window = image_ops.decoders(raw_side)
-    pca = _pca_constants(cfg)
+    pca = pca_constants(cfg)
     epoch_part = image_ops.epoch_key_part(cfg.seed, epoch)
     mean = stats.mean(cfg.mean)
     scale = tf.constant(stats.scale(cfg.normalize), tf.float32)
@@ -73,7 +74,37 @@ def train_transform(cfg, stats, epoch, raw_side=None):
             image_ops.crop_mirrored(mean, offset, size, mirror) if mean.shape.rank == 4 else mean
         )
         image = image_ops.light_and_normalize(image, shift, mean_crop, scale)
-        return tf.ensure_shape(_model_order(image, cfg), [size, size, 3])
+        return tf.ensure_shape(model_order(image, cfg), [size, size, 3])
+
+    return fn
+
+
+def train_crop_transform(cfg, epoch, raw_side=None):
+    """The host's half of `train_transform` when the device augments (`device_augment`):
+    `fn(contents, index)` -> (the example's crop, not flipped, as uint8 (S, S, 3), index).
+
+    The crop is `train_transform`'s, at the same offset from the same key; flip, PCA
+    lighting, mean, scale and channel order are left to `device_augment.augment`, which
+    draws them again from (seed, epoch, index). A crop whose window had to be resized is
+    rounded to the nearest grey level here (at most 0.5 off `train_transform`'s); a crop
+    of an image already at `cfg.resize` is handed over exactly.
+    """
+    size, resize, antialias = cfg.image_size, cfg.resize, cfg.antialias_below
+    decode, decode_window = image_ops.decoders(raw_side)
+    epoch_part = image_ops.epoch_key_part(cfg.seed, epoch)
+
+    def fn(contents, index):
+        index = tf.cast(index, tf.int64)
+        key_crop = image_ops.split_key(tf.stack([epoch_part, index]), 3)[0]
+        offset = image_ops.random_offset(key_crop, resize, size)
+        if cfg.fused_crop:
+            window = decode_window(contents, resize, size, offset)
+            image = image_ops.resize_to(window, size, antialias)
+        else:
+            image = image_ops.resize_shorter(decode(contents), resize, antialias)
+            image = image_ops.crop(image_ops.center_crop(image, resize), offset, size)
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+        return tf.ensure_shape(image, [size, size, 3]), index
 
     return fn
 
@@ -103,7 +134,7 @@ def eval_transform(cfg, stats, crops=1, raw_side=None):
             else:
                 image = image_ops.resize_shorter(decode(contents), resize, antialias)
                 image = image_ops.center_crop(image_ops.center_crop(image, resize), size)
-            image = _model_order(image_ops.normalize(image, mean, scale), cfg)
+            image = model_order(image_ops.normalize(image, mean, scale), cfg)
             return tf.ensure_shape(image, [size, size, 3])
 
         return center
@@ -116,7 +147,7 @@ def eval_transform(cfg, stats, crops=1, raw_side=None):
         del index
         image = image_ops.resize_shorter(decode(contents), resize, antialias)
         image = image_ops.ten_crops(image_ops.center_crop(image, resize), size)
-        image = _model_order(image_ops.normalize(image, mean, scale), cfg)
+        image = model_order(image_ops.normalize(image, mean, scale), cfg)
         return tf.ensure_shape(image, [10, size, size, 3])
 
     return ten
@@ -160,7 +191,7 @@ def publisher_eval_transform(cfg, stats, crops=1, raw_side=None):
                 if crops == 1
                 else publisher_ops.torchvision_ten_crops(image, size)
             )
-        image = _model_order(image_ops.normalize(image, mean, scale), cfg)
+        image = model_order(image_ops.normalize(image, mean, scale), cfg)
         return tf.ensure_shape(image, shape)
 
     return fn

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_tf import config as config_lib
+from alexnet_tf.data import device_augment
 from alexnet_tf.data.iterators import torn_down_in_background
 from alexnet_tf.data.pipeline import build_dataset
 from alexnet_tf.data.service import RESUME_LIMIT, service_dataset
@@ -21,7 +22,7 @@ from alexnet_tf.progress import Progress, format_duration
 from alexnet_tf.training import init_from
 from alexnet_tf.training.checkpoints import Checkpoints, RunState
 from alexnet_tf.training.run_folder import record_epoch
-from alexnet_tf.training.steps import make_finite_check, make_train_step
+from alexnet_tf.training.steps import first_replica_input, make_finite_check, make_train_step
 from alexnet_tf.training.summaries import Summaries
 
 log = logging.getLogger(__name__)
@@ -74,12 +75,19 @@ class Run:
         self._restore_or_start()
         self.global_step = int(optimizer.iterations.numpy())
         self.saved_step = self.global_step if self.checkpoints.latest else None
+        # --augment_on device: the step augments the host's uint8 crops (device_augment).
+        place = device_augment.resolve(cfg.data.augment_on)
+        log.info("training augmentation on the %s (--augment_on %s)", place, cfg.data.augment_on)
+        self.augment = (
+            device_augment.make_augment(cfg.data, inputs.stats) if place == "device" else None
+        )
         self.train_step = make_train_step(
             self.model,
             optimizer,
             strategy,
             t.batch_size,
             t.jit_compile,
+            augment=self.augment,
         )
         self.eval_step = make_eval_step(self.model, strategy)
         self.weights_finite = make_finite_check(self.model.trainable_variables)
@@ -156,6 +164,7 @@ class Run:
         )
         window = Totals()
         totals = Totals.restored(self.state.epoch_sums.numpy())
+        extra = (tf.constant(epoch, tf.int64),) if self.augment else ()
         for step in range(start, self.steps_per_epoch):
             signals.poll()
             self._profile(self.global_step)
@@ -178,7 +187,7 @@ class Run:
                     4,
                 ) from None
             with signals.deferred():
-                metrics = {k: float(v) for k, v in self.train_step(images, labels).items()}
+                metrics = {k: float(v) for k, v in self.train_step(images, labels, *extra).items()}
                 if not np.isfinite(metrics["loss"]):
                     raise self._not_finite("loss", self.global_step + 1)
                 self.global_step += 1
@@ -187,9 +196,11 @@ class Run:
                 self.state.epoch_sums.assign(totals.as_array())
             window.add(metrics)
             if step == start:  # what the net sees, once per epoch
-                local = self.placement.strategy.experimental_local_results(images)[0]
                 self.summaries.inputs(
-                    self.global_step, local.numpy(), self.display_mean, self.display_std
+                    self.global_step,
+                    first_replica_input(self.placement.strategy, images, self.augment, *extra),
+                    self.display_mean,
+                    self.display_std,
                 )
             printed = progress.last_print
             progress.update(

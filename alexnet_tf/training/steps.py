@@ -14,8 +14,41 @@ from alexnet_tf.evaluation.eval_step import loss_and_hits
 _SUM = tf.distribute.ReduceOp.SUM
 
 
-def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=False):
+def model_input(images, epoch, augment):
+    """What the model takes from a batch's `images`: themselves, or with `augment`
+    (`data.device_augment.make_augment`) the device's augmentation of the host's
+    `(uint8 crops, indices)` for `epoch`."""
+    if augment is None:
+        return images
+    crops, index = images
+    return augment(crops, index, epoch)
+
+
+def first_replica_input(strategy, images, augment, epoch=None):
+    """The model input of a distributed batch's first replica, as NumPy (the summaries'
+    picture of what the net sees): after the device's augmentation with `augment`."""
+    local = tf.nest.map_structure(lambda x: strategy.experimental_local_results(x)[0], images)
+    return model_input(local, epoch, augment).numpy()
+
+
+def make_input_step(strategy, augment=None):
+    """A `tf.function(images, epoch)` -> the model's input on each replica, made exactly
+    as the training step makes it (`model_input` under `strategy.run`)."""
+
+    @tf.function(reduce_retracing=True)  # a partial last batch: one more shape
+    def input_step(images, epoch):
+        return strategy.run(model_input, args=(images, epoch, augment))
+
+    return input_step
+
+
+def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=False, augment=None):
     """A `tf.function(images, labels) -> {loss, top1, top5, count}`, summed over replicas.
+
+    With `augment` (`--augment_on device`) it is `tf.function(images, labels, epoch)`:
+    `images` are the host's `(uint8 crops, indices)`, augmented on each replica's device
+    before the model (`Augment.draws`, then `Augment.apply`, which XLA compiles with
+    the rest under `jit_compile`); `epoch` an int64 scalar tensor.
 
     `loss` is the global batch's mean cross-entropy (without weight decay, which
     the optimizer applies); `top1`/`top5` are hit counts. Gradients come from
@@ -26,6 +59,8 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
     variables = model.trainable_variables
 
     def replica_step(images, labels):
+        if augment is not None:  # the host's (uint8 crops, their draws): see replica_run
+            images = augment.apply(*images)
         logits = model(images, training=True)
         loss_sum, top1, top5 = loss_and_hits(logits, labels)
         loss = loss_sum / global_batch_size
@@ -38,9 +73,15 @@ def make_train_step(model, optimizer, strategy, global_batch_size, jit_compile=F
     if jit_compile:
         replica_step = tf.function(replica_step, jit_compile=True)
 
+    def replica_run(images, labels, epoch=None):
+        if augment is not None:  # drawn outside XLA: its stateless draws are not TF's
+            crops, index = images
+            images = (crops, augment.draws(index, epoch))
+        return replica_step(images, labels)
+
     @tf.function
-    def train_step(images, labels):
-        per_replica = strategy.run(replica_step, args=(images, labels))
+    def train_step(images, labels, epoch=None):
+        per_replica = strategy.run(replica_run, args=(images, labels, epoch))
         return {k: strategy.reduce(_SUM, v, axis=None) for k, v in per_replica.items()}
 
     return train_step
