@@ -15,6 +15,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from augment_places import max_difference, model_inputs
 from imagefiles import image_folder
 from PIL import Image
 
@@ -120,6 +121,26 @@ def test_training_batches_equal_those_of_the_png_records(data, fused_crop, resiz
         np.testing.assert_array_equal(y_raw, y_png)
         np.testing.assert_allclose(x_raw, x_png, rtol=0, atol=1e-5)
     assert x_raw.shape == (11, S, S, 3)
+
+
+def test_device_augmentation_on_raw_shards_gives_the_png_records_host_input(data):
+    # Raw squares at --resize: the host's uint8 crop is a slice, handed over exactly, and
+    # the step's augmentation must give what the host path makes of the PNG records.
+    cfg, stats, raw, _, png_records, _, _ = data
+    raw_train = load_source(dataclasses.replace(cfg, data_dir=raw), "train")
+    png_train = load_source(dataclasses.replace(cfg, data_dir=png_records), "train")
+    strategy = tf.distribute.get_strategy()
+    host = model_inputs(strategy, cfg, png_train, stats, epoch=2, batch_size=4)
+    device = model_inputs(
+        strategy,
+        dataclasses.replace(cfg, augment_on="device"),
+        raw_train,
+        stats,
+        epoch=2,
+        batch_size=4,
+    )
+    assert sum(len(step[0]) for step in device) == 11
+    assert max_difference(host, device) < 1e-4
 
 
 @pytest.mark.parametrize("crops", [1, 10])
