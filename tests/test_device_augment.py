@@ -84,6 +84,22 @@ def test_a_resized_window_is_rounded_to_the_nearest_grey_level(resized_data):
     assert 0.05 < worst <= 0.5 + 1e-3, worst  # rounded, and by no more than half a level
 
 
+def test_a_window_at_the_crops_size_is_handed_on_untouched_and_others_rounded():
+    rng = np.random.default_rng(0)
+    window = rng.integers(0, 256, (S, S, 3), dtype=np.uint8)
+    same = image_ops.resize_to_uint8(tf.constant(window), S)
+    assert same.dtype == tf.uint8
+    np.testing.assert_array_equal(same.numpy(), window)
+    # A window of another size: PIL-free reference, TF's bilinear resize rounded by NumPy.
+    bigger = rng.integers(0, 256, (S + 9, S + 4, 3), dtype=np.uint8)
+    expected = np.clip(np.round(tf.image.resize(bigger, [S, S]).numpy()), 0, 255)
+    scaled = image_ops.resize_to_uint8(tf.constant(bigger), S)
+    np.testing.assert_array_equal(scaled.numpy(), expected.astype(np.uint8))
+    # A float crop (the whole-image path) is rounded, not passed on as float.
+    rounded = image_ops.resize_to_uint8(tf.constant(window + 0.4, tf.float32), S)
+    np.testing.assert_array_equal(rounded.numpy(), window)
+
+
 def test_the_host_hands_over_uint8_crops_and_indices(exact_data):
     cfg, inputs = exact_data
     cfg = dataclasses.replace(cfg, augment_on="device")

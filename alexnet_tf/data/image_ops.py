@@ -102,6 +102,21 @@ def resize_to(image, hw, antialias_below=0.5):
     )
 
 
+def resize_to_uint8(image, hw, antialias_below=0.5):
+    """`resize_to`, rounded to the nearest grey level -> uint8; an image that already has
+    the shape is returned as it is (a uint8 crop of a window that needed no scaling is
+    handed on without four passes over its pixels)."""
+    hw = tf.convert_to_tensor(hw, tf.int32) * tf.ones([2], tf.int32)
+
+    def scaled():
+        image_hw = resize_to(image, hw, antialias_below)
+        return tf.cast(tf.clip_by_value(tf.round(image_hw), 0.0, 255.0), tf.uint8)
+
+    if image.dtype != tf.uint8:
+        return scaled()
+    return tf.cond(tf.reduce_all(tf.equal(tf.shape(image)[:2], hw)), lambda: image, scaled)
+
+
 def crop(image, offset, size):
     """The `size` x `size` square at `offset` (y, x)."""
     return tf.slice(image, tf.stack([offset[0], offset[1], 0]), [size, size, -1])

@@ -99,11 +99,10 @@ def train_crop_transform(cfg, epoch, raw_side=None):
         offset = image_ops.random_offset(key_crop, resize, size)
         if cfg.fused_crop:
             window = decode_window(contents, resize, size, offset)
-            image = image_ops.resize_to(window, size, antialias)
         else:
             image = image_ops.resize_shorter(decode(contents), resize, antialias)
-            image = image_ops.crop(image_ops.center_crop(image, resize), offset, size)
-        image = tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
+            window = image_ops.crop(image_ops.center_crop(image, resize), offset, size)
+        image = image_ops.resize_to_uint8(window, size, antialias)
         return tf.ensure_shape(image, [size, size, 3]), index
 
     return fn
