@@ -266,8 +266,11 @@ def test_an_imported_caffe_model_classifies_as_predict_does_with_its_own_preproc
         server.stop()
 
 
-def test_a_towers_run_has_two_towers_and_predicts_numbers(tmp_path_factory, tmp_path, capsys):
-    towers = trained_run(tmp_path_factory, "towers")
+@pytest.mark.parametrize("strategy", ["towers", "mirrored"])
+def test_a_towers_or_mirrored_run_has_two_towers_and_predicts_numbers(
+    strategy, tmp_path_factory, tmp_path, capsys
+):
+    towers = trained_run(tmp_path_factory, strategy)
     path = write(str(tmp_path / "photo.jpg"), photo_bytes())
     server = Served(towers.model_dir)
     try:

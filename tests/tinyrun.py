@@ -27,8 +27,8 @@ class TinyRun:
 
 
 def trained_run(tmp_path_factory, strategy="one_device", mixed_precision=None):
-    """The `TinyRun` trained with `strategy` ("one_device" or "towers") and `mixed_precision`
-    (None or "float16"), trained once per session."""
+    """The `TinyRun` trained with `strategy` ("one_device", "towers" or "mirrored") and
+    `mixed_precision` (None or "float16"), trained once per session."""
     key = (strategy, mixed_precision)
     if key not in _RUNS:
         # "session_": the folder outlives the module that made it (tests/conftest.py).
