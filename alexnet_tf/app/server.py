@@ -124,9 +124,10 @@ class Handler(BaseHTTPRequestHandler):
             file = os.path.join(folder, f"upload.{'png' if kind == 'png' else 'jpg'}")
             with open(file, "wb") as f:
                 f.write(data)
-            self._json(views[path](file))
-        finally:
+            answer = views[path](file)
+        finally:  # before the answer goes out: a client that has it finds no upload left
             shutil.rmtree(folder, ignore_errors=True)
+        self._json(answer)
 
     def _neighbours(self, file):
         if self.gallery is None:
