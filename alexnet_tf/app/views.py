@@ -16,7 +16,7 @@ import numpy as np
 from alexnet_tf.app.uploads import png_data_url, stretched
 from alexnet_tf.errors import UserError
 from alexnet_tf.experiments.filters import blocks, conv1_kernel, has_towers
-from alexnet_tf.training.summaries import filter_grid, in_rgb
+from alexnet_tf.training.summaries import filter_grid, in_rgb, tile
 
 CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 TOP = 5
@@ -113,7 +113,7 @@ class Views:
         scale = max(float(maps.max()), 1e-8)
         tiles = np.transpose(maps[..., order], (2, 0, 1))[..., None] / scale  # (C, h, w, 1)
         columns = math.ceil(math.sqrt(len(tiles)))
-        grid = _tile(np.repeat(tiles, 3, axis=-1), columns)
+        grid = tile(np.repeat(tiles, 3, axis=-1), columns)
         return {
             "layer": choice,
             "maps": int(maps.shape[-1]),
@@ -168,16 +168,3 @@ def _has_layer(model, name):
     except ValueError:
         return False
     return True
-
-
-def _tile(images, columns):
-    """`images` (N, h, w, 3) in [0, 1] as one grid image, a one-pixel white border between."""
-    count, h, w, c = images.shape
-    rows = -(-count // columns)
-    grid = np.ones((rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.float32)
-    for i, image in enumerate(images):
-        r, col = divmod(i, columns)
-        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = (
-            image
-        )
-    return grid

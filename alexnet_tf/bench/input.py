@@ -83,18 +83,14 @@ def plain_dataset(source, size, resize, batch_size, epoch, uint8=False):
     import numpy as np
     import tensorflow as tf
 
-    from alexnet_tf.data import pipeline
+    from alexnet_tf.data import image_ops, pipeline
 
     def crop(contents, index):
-        if source.raw_side == resize:
-            image = tf.reshape(tf.io.decode_raw(contents, tf.uint8), [resize, resize, 3])
+        if source.raw_side:
+            image = image_ops.raw_decode(contents, source.raw_side)
         else:
-            if source.raw_side:
-                image = tf.reshape(
-                    tf.io.decode_raw(contents, tf.uint8), [source.raw_side] * 2 + [3]
-                )
-            else:
-                image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+            image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+        if source.raw_side != resize:
             shape = tf.cast(tf.shape(image)[:2], tf.float32)
             new = tf.cast(tf.round(shape * resize / tf.reduce_min(shape)), tf.int32)
             image = tf.image.resize(image, tf.maximum(new, resize))

@@ -40,16 +40,18 @@ def filter_grid(kernel, columns=8, zoom=3):
     low = filters.min(axis=(1, 2, 3), keepdims=True)
     high = filters.max(axis=(1, 2, 3), keepdims=True)
     filters = (filters - low) / np.maximum(high - low, 1e-8)
-    return _tile(filters, columns, zoom)
+    return tile(filters, columns, zoom)[None]
 
 
 def image_grid(images, mean, std, columns=8):
     """Normalised network inputs `(B, S, S, 3)` back to viewable RGB in [0, 1]."""
     images = np.asarray(images, np.float32) * std + mean
-    return _tile(np.clip(images / 255.0, 0.0, 1.0), columns, zoom=1)
+    return tile(np.clip(images / 255.0, 0.0, 1.0), columns)[None]
 
 
-def _tile(images, columns, zoom):
+def tile(images, columns, zoom=1):
+    """`images` (N, h, w, c) as one grid image (H, W, c), a one-pixel white border between
+    them, each pixel repeated `zoom` x `zoom` times."""
     count, h, w, c = images.shape
     rows = -(-count // columns)
     grid = np.ones((rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.float32)
@@ -58,8 +60,7 @@ def _tile(images, columns, zoom):
         grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = (
             image
         )
-    grid = grid.repeat(zoom, axis=0).repeat(zoom, axis=1)
-    return grid[None]
+    return grid.repeat(zoom, axis=0).repeat(zoom, axis=1)
 
 
 class Summaries:
